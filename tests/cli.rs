@@ -8,7 +8,10 @@ use std::process::{Command, Output};
 /// `target/<profile>/deps/`, the binary one level up.
 fn pluginctl() -> Command {
     let exe = std::env::current_exe().expect("path of the test binary");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target profile directory");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target profile directory");
     let bin: PathBuf = dir.join("pluginctl");
     assert!(
         bin.is_file(),
@@ -26,7 +29,10 @@ fn run(args: &[&str]) -> Output {
 fn version_names_the_crate_version() {
     let out = run(&["--version"]);
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("pluginctl {}\n", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("pluginctl {}\n", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
@@ -34,7 +40,10 @@ fn help_goes_to_stdout_and_succeeds() {
     for args in [&[][..], &["--help"][..], &["-h"][..]] {
         let out = run(args);
         assert!(out.status.success(), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stdout).starts_with("Usage: pluginctl"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with("Usage: pluginctl"),
+            "{args:?}"
+        );
         assert!(out.stderr.is_empty());
     }
 }
@@ -45,5 +54,8 @@ fn unknown_command_is_one_line_on_stderr_with_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err, "pluginctl: unknown command \"frobnicate\"; run 'pluginctl --help'\n");
+    assert_eq!(
+        err,
+        "pluginctl: unknown command \"frobnicate\"; run 'pluginctl --help'\n"
+    );
 }

@@ -87,10 +87,18 @@ pub struct Platform {
     /// Operating system in Go's names: `linux`, `windows`, …
     pub os: String,
     /// Operating system version (Windows).
-    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
     /// Required operating system features.
-    #[serde(rename = "os.features", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.features",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_features: Option<Vec<String>>,
     /// CPU variant: `v7` for arm, `v8` for arm64, …
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,7 +153,11 @@ impl Platform {
             ("armel", _) => ("arm".to_owned(), Some("v6".to_owned())),
             ("arm", None) => ("arm".to_owned(), Some("v7".to_owned())),
             ("arm", Some(v)) => {
-                let v = if v.starts_with('v') { v.to_owned() } else { format!("v{v}") };
+                let v = if v.starts_with('v') {
+                    v.to_owned()
+                } else {
+                    format!("v{v}")
+                };
                 ("arm".to_owned(), Some(v))
             }
             (a, v) => (a.to_owned(), v.map(str::to_owned)),
@@ -234,15 +246,23 @@ mod tests {
             format!(r#"{{"mediaType":"application/octet-stream","digest":"{D}","size":{size}}}"#)
         };
         assert_eq!(parse_desc(&with("0")), "ok 0");
-        assert_eq!(parse_desc(&with("9223372036854775807")), "ok 9223372036854775807");
+        assert_eq!(
+            parse_desc(&with("9223372036854775807")),
+            "ok 9223372036854775807"
+        );
         assert!(parse_desc(&with("-1")).starts_with("err descriptor size -1 is negative"));
         assert!(
             parse_desc(&with("9223372036854775808"))
                 .starts_with("err descriptor size 9223372036854775808 is larger than")
         );
-        assert!(parse_desc(&with("1.5")).starts_with("err descriptor size 1.5 is not a whole number"));
+        assert!(
+            parse_desc(&with("1.5")).starts_with("err descriptor size 1.5 is not a whole number")
+        );
         assert!(parse_desc(&with("\"12\"")).starts_with("err invalid type: string"));
-        assert!(parse_desc(&format!(r#"{{"mediaType":"x","size":1}}"#)).contains("missing field `digest`"));
+        assert!(
+            parse_desc(&format!(r#"{{"mediaType":"x","size":1}}"#))
+                .contains("missing field `digest`")
+        );
     }
 
     fn rank(host: &str, candidate: &str) -> Option<u32> {
@@ -275,6 +295,9 @@ mod tests {
             "linux//v7".parse::<Platform>().unwrap_err().to_string(),
             "invalid platform \"linux//v7\": empty component"
         );
-        assert_eq!(Platform::new("linux", "arm", Some("v7")).to_string(), "linux/arm/v7");
+        assert_eq!(
+            Platform::new("linux", "arm", Some("v7")).to_string(),
+            "linux/arm/v7"
+        );
     }
 }

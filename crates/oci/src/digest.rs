@@ -95,9 +95,7 @@ impl Digest {
             .chars()
             .find(|c| !matches!(c, '0'..='9' | 'a'..='f'))
         {
-            return Err(invalid(format!(
-                "{bad:?} is not a lowercase hex character"
-            )));
+            return Err(invalid(format!("{bad:?} is not a lowercase hex character")));
         }
         Ok(Digest {
             algorithm,
@@ -288,11 +286,23 @@ mod tests {
             "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
             "err invalid digest \"sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855\": 'E' is not a lowercase hex character",
         );
-        check("sha256:abc", "err invalid digest \"sha256:abc\": sha256 needs 64 hex characters, found 3");
-        check("md5:d41d8cd98f00b204e9800998ecf8427e", "err invalid digest \"md5:d41d8cd98f00b204e9800998ecf8427e\": unsupported algorithm \"md5\" (supported: sha256, sha512)");
-        check("e3b0c442", "err invalid digest \"e3b0c442\": expected ALGORITHM:HEX");
+        check(
+            "sha256:abc",
+            "err invalid digest \"sha256:abc\": sha256 needs 64 hex characters, found 3",
+        );
+        check(
+            "md5:d41d8cd98f00b204e9800998ecf8427e",
+            "err invalid digest \"md5:d41d8cd98f00b204e9800998ecf8427e\": unsupported algorithm \"md5\" (supported: sha256, sha512)",
+        );
+        check(
+            "e3b0c442",
+            "err invalid digest \"e3b0c442\": expected ALGORITHM:HEX",
+        );
         check(":abc", "err invalid digest \":abc\": empty algorithm");
-        check("sha512:abc", "err invalid digest \"sha512:abc\": sha512 needs 128 hex characters, found 3");
+        check(
+            "sha512:abc",
+            "err invalid digest \"sha512:abc\": sha512 needs 128 hex characters, found 3",
+        );
     }
 
     #[test]

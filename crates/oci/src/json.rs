@@ -32,7 +32,11 @@ pub fn to_vec_pretty<T: Serialize + ?Sized>(value: &T, indent: &str) -> Vec<u8> 
 struct GoEscape<F>(F);
 
 impl<F: Formatter> Formatter for GoEscape<F> {
-    fn write_string_fragment<W: ?Sized + io::Write>(&mut self, w: &mut W, fragment: &str) -> io::Result<()> {
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
         let mut start = 0;
         for (i, c) in fragment.char_indices() {
             let esc = match c {
@@ -57,7 +61,11 @@ impl<F: Formatter> Formatter for GoEscape<F> {
     fn end_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
         self.0.end_array(w)
     }
-    fn begin_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+    fn begin_array_value<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
         self.0.begin_array_value(w, first)
     }
     fn end_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
@@ -69,7 +77,11 @@ impl<F: Formatter> Formatter for GoEscape<F> {
     fn end_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
         self.0.end_object(w)
     }
-    fn begin_object_key<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+    fn begin_object_key<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> io::Result<()> {
         self.0.begin_object_key(w, first)
     }
     fn end_object_key<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
@@ -108,7 +120,8 @@ pub(crate) fn fold_keys(value: Value, shape: Shape) -> Value {
     };
     let mut out = Map::with_capacity(map.len());
     for (key, v) in map {
-        let Some((canonical, child)) = shape.iter().find(|(k, _)| k.eq_ignore_ascii_case(&key)) else {
+        let Some((canonical, child)) = shape.iter().find(|(k, _)| k.eq_ignore_ascii_case(&key))
+        else {
             continue;
         };
         let v = match (child, v) {
@@ -141,7 +154,11 @@ mod tests {
     #[test]
     fn folding_is_case_insensitive_and_last_wins() {
         const INNER: Shape = &[("Type", Child::Leaf)];
-        const OUTER: Shape = &[("Name", Child::Leaf), ("Network", Child::Object(INNER)), ("List", Child::Array(INNER))];
+        const OUTER: Shape = &[
+            ("Name", Child::Leaf),
+            ("Network", Child::Object(INNER)),
+            ("List", Child::Array(INNER)),
+        ];
         let v: Value = serde_json::from_str(
             r#"{"name":"a","NAME":"b","network":{"TYPE":"host","x":1},"list":[{"type":"t"}],"unknown":3}"#,
         )

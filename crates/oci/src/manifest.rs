@@ -244,7 +244,11 @@ impl Index {
             let available: Vec<String> = self
                 .manifests
                 .iter()
-                .map(|d| d.platform.as_ref().map_or_else(|| "unknown".to_owned(), ToString::to_string))
+                .map(|d| {
+                    d.platform
+                        .as_ref()
+                        .map_or_else(|| "unknown".to_owned(), ToString::to_string)
+                })
                 .collect();
             Error::NoMatchingPlatform {
                 wanted: platform.to_string(),
@@ -352,7 +356,11 @@ mod tests {
 
     #[test]
     fn media_type_agreement() {
-        check(Some(OCI_M), &manifest_json(Some(OCI_M)), "manifest 1 layers");
+        check(
+            Some(OCI_M),
+            &manifest_json(Some(OCI_M)),
+            "manifest 1 layers",
+        );
         check(None, &manifest_json(Some(DOCKER_M)), "manifest 1 layers");
         check(Some(OCI_M), &manifest_json(None), "manifest 1 layers");
         check(None, &manifest_json(None), "manifest 1 layers");
@@ -377,17 +385,37 @@ mod tests {
     fn structural_errors() {
         check(
             None,
-            &format!(r#"{{"schemaVersion":2,"config":{{"mediaType":"a","digest":"{D1}","size":1}},"layers":[],"manifests":[]}}"#),
+            &format!(
+                r#"{{"schemaVersion":2,"config":{{"mediaType":"a","digest":"{D1}","size":1}},"layers":[],"manifests":[]}}"#
+            ),
             "err document carries both \"layers\" and \"manifests\"",
         );
-        check(None, r#"{"schemaVersion":1,"manifests":[]}"#, "err unsupported schemaVersion 1, expected 2");
-        check(None, r#"{"manifests":[]}"#, "err unsupported schemaVersion missing, expected 2");
-        check(None, r#"{"schemaVersion":2,"layers":[]}"#, "err manifest has no \"config\"");
-        check(None, r#"{"schemaVersion":2,"manifests":[]}"#, "index 0 manifests");
+        check(
+            None,
+            r#"{"schemaVersion":1,"manifests":[]}"#,
+            "err unsupported schemaVersion 1, expected 2",
+        );
+        check(
+            None,
+            r#"{"manifests":[]}"#,
+            "err unsupported schemaVersion missing, expected 2",
+        );
+        check(
+            None,
+            r#"{"schemaVersion":2,"layers":[]}"#,
+            "err manifest has no \"config\"",
+        );
+        check(
+            None,
+            r#"{"schemaVersion":2,"manifests":[]}"#,
+            "index 0 manifests",
+        );
         check(None, "[]", "err invalid manifest");
         check(
             Some(OCI_I),
-            &format!(r#"{{"schemaVersion":2,"config":{{"mediaType":"a","digest":"{D1}","size":1}},"manifests":[]}}"#),
+            &format!(
+                r#"{{"schemaVersion":2,"config":{{"mediaType":"a","digest":"{D1}","size":1}},"manifests":[]}}"#
+            ),
             "err index has an unexpected \"config\"",
         );
         let huge = vec![b' '; MAX_MANIFEST_BYTES + 1];
@@ -398,7 +426,9 @@ mod tests {
         // Duplicate keys are an error, not a silent "last one wins".
         check(
             None,
-            &format!(r#"{{"schemaVersion":2,"config":{{"mediaType":"a","digest":"{D1}","size":1}},"layers":[],"layers":[]}}"#),
+            &format!(
+                r#"{{"schemaVersion":2,"config":{{"mediaType":"a","digest":"{D1}","size":1}},"layers":[],"layers":[]}}"#
+            ),
             "err invalid manifest",
         );
     }
@@ -408,7 +438,8 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                let mut d = Descriptor::of_bytes(MediaType::OciManifest, &[u8::try_from(i).unwrap()]);
+                let mut d =
+                    Descriptor::of_bytes(MediaType::OciManifest, &[u8::try_from(i).unwrap()]);
                 d.platform = Some(p.parse().unwrap());
                 d
             })
@@ -425,8 +456,16 @@ mod tests {
 
     #[test]
     fn platform_selection() {
-        let idx = index_with(&["linux/arm/v6", "linux/amd64", "linux/arm/v7", "linux/arm64/v8"]);
-        let pick = |p: &str| idx.select(&p.parse().unwrap()).map(|d| d.platform.clone().unwrap().to_string());
+        let idx = index_with(&[
+            "linux/arm/v6",
+            "linux/amd64",
+            "linux/arm/v7",
+            "linux/arm64/v8",
+        ]);
+        let pick = |p: &str| {
+            idx.select(&p.parse().unwrap())
+                .map(|d| d.platform.clone().unwrap().to_string())
+        };
         assert_eq!(pick("linux/amd64").unwrap(), "linux/amd64");
         assert_eq!(pick("linux/arm/v7").unwrap(), "linux/arm/v7");
         assert_eq!(pick("linux/arm/v8").unwrap(), "linux/arm/v7");
@@ -436,8 +475,14 @@ mod tests {
             "no manifest for linux/s390x in the index (available: linux/arm/v6, linux/amd64, linux/arm/v7, linux/arm64/v8)"
         );
         assert_eq!(
-            index_with(&[]).select(&Platform::host()).unwrap_err().to_string(),
-            format!("no manifest for {} in the index (available: none)", Platform::host())
+            index_with(&[])
+                .select(&Platform::host())
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "no manifest for {} in the index (available: none)",
+                Platform::host()
+            )
         );
     }
 

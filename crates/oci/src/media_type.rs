@@ -158,9 +158,18 @@ mod tests {
         assert!(MediaType::DockerManifest.is_manifest());
         assert!(!MediaType::DockerManifest.is_index());
         assert!(MediaType::DockerManifestList.is_index());
-        assert_eq!(MediaType::OciLayerZstd.layer_compression(), Some(Compression::Zstd));
-        assert_eq!(MediaType::DockerLayer.layer_compression(), Some(Compression::None));
+        assert_eq!(
+            MediaType::OciLayerZstd.layer_compression(),
+            Some(Compression::Zstd)
+        );
+        assert_eq!(
+            MediaType::DockerLayer.layer_compression(),
+            Some(Compression::None)
+        );
         assert_eq!(MediaType::Plugin.layer_compression(), None);
-        assert_eq!(MediaType::Plugin.as_str(), "application/vnd.docker.plugin.v1+json");
+        assert_eq!(
+            MediaType::Plugin.as_str(),
+            "application/vnd.docker.plugin.v1+json"
+        );
     }
 }

@@ -279,7 +279,9 @@ impl<'de> Deserialize<'de> for PluginConfig {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<PluginConfig, D::Error> {
         let value = serde_json::Value::deserialize(d)?;
         if !value.is_object() {
-            return Err(serde::de::Error::custom("plugin config must be a JSON object"));
+            return Err(serde::de::Error::custom(
+                "plugin config must be a JSON object",
+            ));
         }
         PluginConfig::deserialize(fold_keys(value, CONFIG)).map_err(serde::de::Error::custom)
     }
@@ -307,11 +309,13 @@ impl InterfaceType {
             None => (s, ""),
         };
         match head.rsplit_once('.') {
-            Some((prefix, capability)) if !prefix.is_empty() && !capability.is_empty() => Ok(InterfaceType {
-                prefix: prefix.to_owned(),
-                capability: capability.to_owned(),
-                version: version.to_owned(),
-            }),
+            Some((prefix, capability)) if !prefix.is_empty() && !capability.is_empty() => {
+                Ok(InterfaceType {
+                    prefix: prefix.to_owned(),
+                    capability: capability.to_owned(),
+                    version: version.to_owned(),
+                })
+            }
             _ => Err(Error::InvalidInterfaceType(s.to_owned())),
         }
     }
@@ -408,13 +412,31 @@ mod tests {
 
     #[test]
     fn interface_types() {
-        check_type("docker.volumedriver/1.0", "docker|volumedriver|1.0 = docker.volumedriver/1.0");
-        check_type("docker.logdriver/1.0", "docker|logdriver|1.0 = docker.logdriver/1.0");
-        check_type("moby.plugins.http/v1", "moby.plugins|http|v1 = moby.plugins.http/v1");
+        check_type(
+            "docker.volumedriver/1.0",
+            "docker|volumedriver|1.0 = docker.volumedriver/1.0",
+        );
+        check_type(
+            "docker.logdriver/1.0",
+            "docker|logdriver|1.0 = docker.logdriver/1.0",
+        );
+        check_type(
+            "moby.plugins.http/v1",
+            "moby.plugins|http|v1 = moby.plugins.http/v1",
+        );
         check_type("docker.authz", "docker|authz| = docker.authz");
-        check_type("volumedriver/1.0", "err invalid plugin interface type \"volumedriver/1.0\": expected PREFIX.CAPABILITY/VERSION");
-        check_type(".x/1", "err invalid plugin interface type \".x/1\": expected PREFIX.CAPABILITY/VERSION");
-        check_type("docker./1", "err invalid plugin interface type \"docker./1\": expected PREFIX.CAPABILITY/VERSION");
+        check_type(
+            "volumedriver/1.0",
+            "err invalid plugin interface type \"volumedriver/1.0\": expected PREFIX.CAPABILITY/VERSION",
+        );
+        check_type(
+            ".x/1",
+            "err invalid plugin interface type \".x/1\": expected PREFIX.CAPABILITY/VERSION",
+        );
+        check_type(
+            "docker./1",
+            "err invalid plugin interface type \"docker./1\": expected PREFIX.CAPABILITY/VERSION",
+        );
     }
 
     #[test]
@@ -430,7 +452,10 @@ mod tests {
         assert_eq!(c.network.kind, "host");
         assert_eq!(c.types()[0].capability, "ipamdriver");
         assert_eq!(c.interface.socket, "s.sock");
-        assert_eq!(c.linux.devices.as_ref().unwrap()[0].path.as_deref(), Some("/dev/fuse"));
+        assert_eq!(
+            c.linux.devices.as_ref().unwrap()[0].path.as_deref(),
+            Some("/dev/fuse")
+        );
         assert_eq!(c.user.uid, 5);
         assert_eq!(c.propagated_mount, "");
         assert_eq!(c.rootfs.as_ref().unwrap().kind, "layers");
@@ -452,12 +477,26 @@ mod tests {
             }
             s
         };
-        assert_eq!(err(b"[]"), "invalid plugin config: plugin config must be a JSON object");
-        assert!(err(br#"{"ipchost":"yes"}"#).starts_with("invalid plugin config: invalid type: string \"yes\", expected a boolean"));
-        assert!(err(br#"{"interface":{"types":["nodot"]}}"#).contains("invalid plugin interface type \"nodot\""));
-        assert!(err(br#"{"rootfs":{"diff_ids":["sha256:12"]}}"#).contains("sha256 needs 64 hex characters"));
+        assert_eq!(
+            err(b"[]"),
+            "invalid plugin config: plugin config must be a JSON object"
+        );
+        assert!(err(br#"{"ipchost":"yes"}"#).starts_with(
+            "invalid plugin config: invalid type: string \"yes\", expected a boolean"
+        ));
+        assert!(
+            err(br#"{"interface":{"types":["nodot"]}}"#)
+                .contains("invalid plugin interface type \"nodot\"")
+        );
+        assert!(
+            err(br#"{"rootfs":{"diff_ids":["sha256:12"]}}"#)
+                .contains("sha256 needs 64 hex characters")
+        );
         assert!(err(b"{").starts_with("invalid plugin config: EOF while parsing"));
         let big = vec![b' '; PluginConfig::MAX_BYTES + 1];
-        assert_eq!(err(&big), "plugin config is 1048577 bytes, over the limit of 1048576");
+        assert_eq!(
+            err(&big),
+            "plugin config is 1048577 bytes, over the limit of 1048576"
+        );
     }
 }

@@ -61,7 +61,11 @@ impl Reference {
         if input.is_empty() {
             return Err(fail("empty reference".to_owned()));
         }
-        if input.len() == 64 && input.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if input.len() == 64
+            && input
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
             return Err(fail(
                 "a 64-character hex string is an ID, not a repository name".to_owned(),
             ));
@@ -73,7 +77,9 @@ impl Reference {
             }
             Some((n, d)) => {
                 let digest = Digest::parse(d).map_err(|e| match e {
-                    Error::InvalidDigest { reason, .. } => fail(format!("invalid digest {d:?}: {reason}")),
+                    Error::InvalidDigest { reason, .. } => {
+                        fail(format!("invalid digest {d:?}: {reason}"))
+                    }
                     other => other,
                 })?;
                 (n, Some(digest))
@@ -226,7 +232,10 @@ fn check_tag(tag: &str) -> std::result::Result<(), String> {
         return Err("empty tag after ':'".to_owned());
     }
     if tag.len() > MAX_TAG_LEN {
-        return Err(format!("tag is {} characters, more than {MAX_TAG_LEN}", tag.len()));
+        return Err(format!(
+            "tag is {} characters, more than {MAX_TAG_LEN}",
+            tag.len()
+        ));
     }
     let bytes = tag.as_bytes();
     if !word(bytes[0]) || !bytes.iter().all(|&b| word(b) || b == b'.' || b == b'-') {
@@ -299,7 +308,8 @@ fn check_path_component(c: &str) -> std::result::Result<(), String> {
     let mut sep = String::new();
     for &b in bytes {
         if alnum(b) {
-            let ok = matches!(sep.as_str(), "" | "." | "_" | "__") || sep.bytes().all(|s| s == b'-');
+            let ok =
+                matches!(sep.as_str(), "" | "." | "_" | "__") || sep.bytes().all(|s| s == b'-');
             if !ok {
                 return rule();
             }
@@ -365,90 +375,283 @@ mod tests {
 
     #[test]
     fn valid_references() {
-        check("busybox", "docker.io/library/busybox:latest | busybox:latest");
-        check("busybox:1.36", "docker.io/library/busybox:1.36 | busybox:1.36");
-        check("library/busybox", "docker.io/library/busybox:latest | busybox:latest");
-        check("docker.io/busybox", "docker.io/library/busybox:latest | busybox:latest");
-        check("index.docker.io/busybox", "docker.io/library/busybox:latest | busybox:latest");
-        check("docker.io/library/busybox:1", "docker.io/library/busybox:1 | busybox:1");
+        check(
+            "busybox",
+            "docker.io/library/busybox:latest | busybox:latest",
+        );
+        check(
+            "busybox:1.36",
+            "docker.io/library/busybox:1.36 | busybox:1.36",
+        );
+        check(
+            "library/busybox",
+            "docker.io/library/busybox:latest | busybox:latest",
+        );
+        check(
+            "docker.io/busybox",
+            "docker.io/library/busybox:latest | busybox:latest",
+        );
+        check(
+            "index.docker.io/busybox",
+            "docker.io/library/busybox:latest | busybox:latest",
+        );
+        check(
+            "docker.io/library/busybox:1",
+            "docker.io/library/busybox:1 | busybox:1",
+        );
         check("foo/bar", "docker.io/foo/bar:latest | foo/bar:latest");
         check("foo/bar/baz:t", "docker.io/foo/bar/baz:t | foo/bar/baz:t");
-        check("docker.io/library/a/b", "docker.io/library/a/b:latest | library/a/b:latest");
-        check("vieux/sshfs:next", "docker.io/vieux/sshfs:next | vieux/sshfs:next");
-        check("localhost/foo", "localhost/foo:latest | localhost/foo:latest");
-        check("localhost:5000/a/b:t", "localhost:5000/a/b:t | localhost:5000/a/b:t");
-        check("127.0.0.1:5001/test/sample:1.0", "127.0.0.1:5001/test/sample:1.0 | 127.0.0.1:5001/test/sample:1.0");
-        check("registry.example.com/team/plugin:v1.2.3", "registry.example.com/team/plugin:v1.2.3 | registry.example.com/team/plugin:v1.2.3");
-        check("[::1]:5000/foo:bar", "[::1]:5000/foo:bar | [::1]:5000/foo:bar");
-        check("[fe80::1]/foo", "[fe80::1]/foo:latest | [fe80::1]/foo:latest");
-        check(&format!("example.com/foo@{H}"), &format!("example.com/foo@{H} | example.com/foo@{H}"));
-        check(&format!("foo:v1@{H}"), &format!("docker.io/library/foo:v1@{H} | foo:v1@{H}"));
-        check(&format!("busybox@{H}"), &format!("docker.io/library/busybox@{H} | busybox@{H}"));
+        check(
+            "docker.io/library/a/b",
+            "docker.io/library/a/b:latest | library/a/b:latest",
+        );
+        check(
+            "vieux/sshfs:next",
+            "docker.io/vieux/sshfs:next | vieux/sshfs:next",
+        );
+        check(
+            "localhost/foo",
+            "localhost/foo:latest | localhost/foo:latest",
+        );
+        check(
+            "localhost:5000/a/b:t",
+            "localhost:5000/a/b:t | localhost:5000/a/b:t",
+        );
+        check(
+            "127.0.0.1:5001/test/sample:1.0",
+            "127.0.0.1:5001/test/sample:1.0 | 127.0.0.1:5001/test/sample:1.0",
+        );
+        check(
+            "registry.example.com/team/plugin:v1.2.3",
+            "registry.example.com/team/plugin:v1.2.3 | registry.example.com/team/plugin:v1.2.3",
+        );
+        check(
+            "[::1]:5000/foo:bar",
+            "[::1]:5000/foo:bar | [::1]:5000/foo:bar",
+        );
+        check(
+            "[fe80::1]/foo",
+            "[fe80::1]/foo:latest | [fe80::1]/foo:latest",
+        );
+        check(
+            &format!("example.com/foo@{H}"),
+            &format!("example.com/foo@{H} | example.com/foo@{H}"),
+        );
+        check(
+            &format!("foo:v1@{H}"),
+            &format!("docker.io/library/foo:v1@{H} | foo:v1@{H}"),
+        );
+        check(
+            &format!("busybox@{H}"),
+            &format!("docker.io/library/busybox@{H} | busybox@{H}"),
+        );
         // Docker's quirk: an uppercase first component is taken as a domain.
         check("Foo/bar", "Foo/bar:latest | Foo/bar:latest");
-        check("foo_bar", "docker.io/library/foo_bar:latest | foo_bar:latest");
-        check("foo__bar", "docker.io/library/foo__bar:latest | foo__bar:latest");
-        check("foo-----bar", "docker.io/library/foo-----bar:latest | foo-----bar:latest");
+        check(
+            "foo_bar",
+            "docker.io/library/foo_bar:latest | foo_bar:latest",
+        );
+        check(
+            "foo__bar",
+            "docker.io/library/foo__bar:latest | foo__bar:latest",
+        );
+        check(
+            "foo-----bar",
+            "docker.io/library/foo-----bar:latest | foo-----bar:latest",
+        );
         check("a.b.c", "docker.io/library/a.b.c:latest | a.b.c:latest");
-        check("localhost", "docker.io/library/localhost:latest | localhost:latest");
+        check(
+            "localhost",
+            "docker.io/library/localhost:latest | localhost:latest",
+        );
         // Without a '/', "localhost:5000" is the image localhost with tag 5000.
-        check("localhost:5000", "docker.io/library/localhost:5000 | localhost:5000");
-        check("sub-domain.example.com:443/x", "sub-domain.example.com:443/x:latest | sub-domain.example.com:443/x:latest");
-        check("busybox:LATEST_1.x-y", "docker.io/library/busybox:LATEST_1.x-y | busybox:LATEST_1.x-y");
-        check(&format!("a:{}", "t".repeat(128)), &format!("docker.io/library/a:{0} | a:{0}", "t".repeat(128)));
+        check(
+            "localhost:5000",
+            "docker.io/library/localhost:5000 | localhost:5000",
+        );
+        check(
+            "sub-domain.example.com:443/x",
+            "sub-domain.example.com:443/x:latest | sub-domain.example.com:443/x:latest",
+        );
+        check(
+            "busybox:LATEST_1.x-y",
+            "docker.io/library/busybox:LATEST_1.x-y | busybox:LATEST_1.x-y",
+        );
+        check(
+            &format!("a:{}", "t".repeat(128)),
+            &format!("docker.io/library/a:{0} | a:{0}", "t".repeat(128)),
+        );
     }
 
     #[test]
     fn invalid_references() {
         check("", "err invalid reference \"\": empty reference");
-        check("Busybox", "err invalid reference \"Busybox\": repository name must be lowercase");
-        check("foo/Bar", "err invalid reference \"foo/Bar\": repository name must be lowercase");
-        check("a//b", "err invalid reference \"a//b\": empty path component");
-        check("/foo", "err invalid reference \"/foo\": empty path component");
-        check("foo/", "err invalid reference \"foo/\": empty path component");
-        check("busybox:", "err invalid reference \"busybox:\": empty tag after ':'");
-        check("busybox@sha256:abc", "err invalid reference \"busybox@sha256:abc\": invalid digest \"sha256:abc\": sha256 needs 64 hex characters, found 3");
-        check("busybox@", "err invalid reference \"busybox@\": empty digest after '@'");
+        check(
+            "Busybox",
+            "err invalid reference \"Busybox\": repository name must be lowercase",
+        );
+        check(
+            "foo/Bar",
+            "err invalid reference \"foo/Bar\": repository name must be lowercase",
+        );
+        check(
+            "a//b",
+            "err invalid reference \"a//b\": empty path component",
+        );
+        check(
+            "/foo",
+            "err invalid reference \"/foo\": empty path component",
+        );
+        check(
+            "foo/",
+            "err invalid reference \"foo/\": empty path component",
+        );
+        check(
+            "busybox:",
+            "err invalid reference \"busybox:\": empty tag after ':'",
+        );
+        check(
+            "busybox@sha256:abc",
+            "err invalid reference \"busybox@sha256:abc\": invalid digest \"sha256:abc\": sha256 needs 64 hex characters, found 3",
+        );
+        check(
+            "busybox@",
+            "err invalid reference \"busybox@\": empty digest after '@'",
+        );
         check(
             "busybox@md5:d41d8cd98f00b204e9800998ecf8427e",
             "err invalid reference \"busybox@md5:d41d8cd98f00b204e9800998ecf8427e\": invalid digest \"md5:d41d8cd98f00b204e9800998ecf8427e\": unsupported algorithm \"md5\" (supported: sha256, sha512)",
         );
         let rule = "must be lowercase letters and digits, separated by '.', '_', '__' or dashes";
-        check("foo..bar", &format!("err invalid reference \"foo..bar\": invalid path component \"foo..bar\": {rule}"));
-        check("foo___bar", &format!("err invalid reference \"foo___bar\": invalid path component \"foo___bar\": {rule}"));
-        check("foo._bar", &format!("err invalid reference \"foo._bar\": invalid path component \"foo._bar\": {rule}"));
-        check("-foo", &format!("err invalid reference \"-foo\": invalid path component \"-foo\": {rule}"));
-        check("foo-", &format!("err invalid reference \"foo-\": invalid path component \"foo-\": {rule}"));
-        check("foo bar", &format!("err invalid reference \"foo bar\": invalid path component \"foo bar\": {rule}"));
-        check("foo:tag:tag2", &format!("err invalid reference \"foo:tag:tag2\": invalid path component \"foo:tag\": {rule}"));
-        check("foo:bad tag", "err invalid reference \"foo:bad tag\": invalid tag \"bad tag\": must match [A-Za-z0-9_][A-Za-z0-9_.-]*");
-        check("foo:.tag", "err invalid reference \"foo:.tag\": invalid tag \".tag\": must match [A-Za-z0-9_][A-Za-z0-9_.-]*");
-        check(&format!("a:{}", "t".repeat(129)), &format!("err invalid reference \"a:{}\": tag is 129 characters, more than 128", "t".repeat(129)));
+        check(
+            "foo..bar",
+            &format!(
+                "err invalid reference \"foo..bar\": invalid path component \"foo..bar\": {rule}"
+            ),
+        );
+        check(
+            "foo___bar",
+            &format!(
+                "err invalid reference \"foo___bar\": invalid path component \"foo___bar\": {rule}"
+            ),
+        );
+        check(
+            "foo._bar",
+            &format!(
+                "err invalid reference \"foo._bar\": invalid path component \"foo._bar\": {rule}"
+            ),
+        );
+        check(
+            "-foo",
+            &format!("err invalid reference \"-foo\": invalid path component \"-foo\": {rule}"),
+        );
+        check(
+            "foo-",
+            &format!("err invalid reference \"foo-\": invalid path component \"foo-\": {rule}"),
+        );
+        check(
+            "foo bar",
+            &format!(
+                "err invalid reference \"foo bar\": invalid path component \"foo bar\": {rule}"
+            ),
+        );
+        check(
+            "foo:tag:tag2",
+            &format!(
+                "err invalid reference \"foo:tag:tag2\": invalid path component \"foo:tag\": {rule}"
+            ),
+        );
+        check(
+            "foo:bad tag",
+            "err invalid reference \"foo:bad tag\": invalid tag \"bad tag\": must match [A-Za-z0-9_][A-Za-z0-9_.-]*",
+        );
+        check(
+            "foo:.tag",
+            "err invalid reference \"foo:.tag\": invalid tag \".tag\": must match [A-Za-z0-9_][A-Za-z0-9_.-]*",
+        );
+        check(
+            &format!("a:{}", "t".repeat(129)),
+            &format!(
+                "err invalid reference \"a:{}\": tag is 129 characters, more than 128",
+                "t".repeat(129)
+            ),
+        );
         let long = format!("example.com/{}", "a".repeat(244));
-        check(&long, &format!("err invalid reference \"{long}\": repository name is 256 characters, more than 255"));
+        check(
+            &long,
+            &format!(
+                "err invalid reference \"{long}\": repository name is 256 characters, more than 255"
+            ),
+        );
         let id = "276b2c3b5e56c90b0052cd1d4213c6684ff3057e32258ec21e7212bca619a9bc";
-        check(id, &format!("err invalid reference \"{id}\": a 64-character hex string is an ID, not a repository name"));
-        check("example.com:port/foo", "err invalid reference \"example.com:port/foo\": invalid domain \"example.com:port\": port must be digits");
-        check("example.com:/foo", "err invalid reference \"example.com:/foo\": invalid domain \"example.com:\": port must be digits");
-        check("exa_mple.com/foo", "err invalid reference \"exa_mple.com/foo\": invalid domain \"exa_mple.com\": only letters, digits, '-' and '.' are allowed");
-        check("-example.com/foo", "err invalid reference \"-example.com/foo\": invalid domain \"-example.com\": a domain component cannot start or end with '-'");
-        check("example..com/foo", "err invalid reference \"example..com/foo\": invalid domain \"example..com\": empty domain component");
-        check("[::1/foo", "err invalid reference \"[::1/foo\": invalid domain \"[::1\": unclosed '['");
-        check("[zz::1]/foo", "err invalid reference \"[zz::1]/foo\": invalid domain \"[zz::1]\": invalid IPv6 address");
-        check("foo@sha256:", "err invalid reference \"foo@sha256:\": invalid digest \"sha256:\": sha256 needs 64 hex characters, found 0");
-        check(":tag", "err invalid reference \":tag\": empty repository name");
-        check(&format!("a@b@{H}"), &format!("err invalid reference \"a@b@{H}\": invalid digest \"b@{H}\": unsupported algorithm \"b@sha256\" (supported: sha256, sha512)"));
+        check(
+            id,
+            &format!(
+                "err invalid reference \"{id}\": a 64-character hex string is an ID, not a repository name"
+            ),
+        );
+        check(
+            "example.com:port/foo",
+            "err invalid reference \"example.com:port/foo\": invalid domain \"example.com:port\": port must be digits",
+        );
+        check(
+            "example.com:/foo",
+            "err invalid reference \"example.com:/foo\": invalid domain \"example.com:\": port must be digits",
+        );
+        check(
+            "exa_mple.com/foo",
+            "err invalid reference \"exa_mple.com/foo\": invalid domain \"exa_mple.com\": only letters, digits, '-' and '.' are allowed",
+        );
+        check(
+            "-example.com/foo",
+            "err invalid reference \"-example.com/foo\": invalid domain \"-example.com\": a domain component cannot start or end with '-'",
+        );
+        check(
+            "example..com/foo",
+            "err invalid reference \"example..com/foo\": invalid domain \"example..com\": empty domain component",
+        );
+        check(
+            "[::1/foo",
+            "err invalid reference \"[::1/foo\": invalid domain \"[::1\": unclosed '['",
+        );
+        check(
+            "[zz::1]/foo",
+            "err invalid reference \"[zz::1]/foo\": invalid domain \"[zz::1]\": invalid IPv6 address",
+        );
+        check(
+            "foo@sha256:",
+            "err invalid reference \"foo@sha256:\": invalid digest \"sha256:\": sha256 needs 64 hex characters, found 0",
+        );
+        check(
+            ":tag",
+            "err invalid reference \":tag\": empty repository name",
+        );
+        check(
+            &format!("a@b@{H}"),
+            &format!(
+                "err invalid reference \"a@b@{H}\": invalid digest \"b@{H}\": unsupported algorithm \"b@sha256\" (supported: sha256, sha512)"
+            ),
+        );
     }
 
     #[test]
     fn accessors_and_edits() {
         let r = Reference::parse("localhost:5000/a/b:t").unwrap();
-        assert_eq!((r.domain(), r.path(), r.tag()), ("localhost:5000", "a/b", Some("t")));
+        assert_eq!(
+            (r.domain(), r.path(), r.tag()),
+            ("localhost:5000", "a/b", Some("t"))
+        );
         assert_eq!(r.name(), "localhost:5000/a/b");
         let pinned = r.with_digest(H.parse().unwrap());
         assert_eq!(pinned.to_string(), format!("localhost:5000/a/b:t@{H}"));
-        assert_eq!(pinned.without_tag_or_digest().to_string(), "localhost:5000/a/b");
-        assert_eq!(r.with_tag("v2").unwrap().familiar(), "localhost:5000/a/b:v2");
+        assert_eq!(
+            pinned.without_tag_or_digest().to_string(),
+            "localhost:5000/a/b"
+        );
+        assert_eq!(
+            r.with_tag("v2").unwrap().familiar(),
+            "localhost:5000/a/b:v2"
+        );
         assert_eq!(
             r.with_tag("-x").unwrap_err().to_string(),
             "invalid reference \"localhost:5000/a/b:-x\": invalid tag \"-x\": must match [A-Za-z0-9_][A-Za-z0-9_.-]*"

@@ -14,7 +14,8 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-const MANIFEST_DIGEST: &str = "sha256:b1ff38afb92310b075b9e749428df6207ba2a51f6439b36826100baa3d110966";
+const MANIFEST_DIGEST: &str =
+    "sha256:b1ff38afb92310b075b9e749428df6207ba2a51f6439b36826100baa3d110966";
 
 #[test]
 fn schema2_plugin_manifest_round_trips_byte_for_byte() {
@@ -26,7 +27,10 @@ fn schema2_plugin_manifest_round_trips_byte_for_byte() {
     assert_eq!(m.layers.len(), 1);
     assert_eq!(m.layers[0].media_type, MediaType::DockerLayerGzip);
     assert_eq!(m.layers[0].size, 1_435_056);
-    assert_eq!(String::from_utf8(m.to_vec()).unwrap(), String::from_utf8(bytes).unwrap());
+    assert_eq!(
+        String::from_utf8(m.to_vec()).unwrap(),
+        String::from_utf8(bytes).unwrap()
+    );
     // skopeo shows the same bytes.
     assert_eq!(fixture("plugin-manifest.skopeo-raw.json"), m.to_vec());
 }
@@ -43,7 +47,11 @@ fn oci_variant_round_trips_and_points_at_the_same_blobs() {
     assert_eq!(oci.layers[0].media_type, MediaType::OciLayerGzip);
     // The registry serves the Docker manifest with its own Content-Type; a
     // client that trusted the wrong one must be stopped.
-    let err = Document::parse(Some(&MediaType::OciManifest), &fixture("plugin-manifest.json")).unwrap_err();
+    let err = Document::parse(
+        Some(&MediaType::OciManifest),
+        &fixture("plugin-manifest.json"),
+    )
+    .unwrap_err();
     assert_eq!(
         err.to_string(),
         "document has media type application/vnd.docker.distribution.manifest.v2+json but its descriptor says application/vnd.oci.image.manifest.v1+json"
@@ -60,7 +68,10 @@ fn config_blob_round_trips_byte_for_byte() {
     assert_eq!(config.types()[0].to_string(), "docker.volumedriver/1.0");
     assert_eq!(config.linux.devices, None);
     assert_eq!(config.args.value, Some(vec![]));
-    assert_eq!(String::from_utf8(config.to_vec()).unwrap(), String::from_utf8(bytes).unwrap());
+    assert_eq!(
+        String::from_utf8(config.to_vec()).unwrap(),
+        String::from_utf8(bytes).unwrap()
+    );
 }
 
 #[test]
@@ -69,9 +80,15 @@ fn context_config_becomes_the_blob_docker_pushed() {
     // adds (DockerVersion and rootfs), must give Docker's exact blob.
     let context = PluginConfig::from_slice(&fixture("plugin-context-config.json")).unwrap();
     let blob = PluginConfig::from_slice(&fixture("plugin-config-blob.json")).unwrap();
-    assert_eq!(context.description, "sample volume plugin for pluginctl peer tests");
+    assert_eq!(
+        context.description,
+        "sample volume plugin for pluginctl peer tests"
+    );
     assert_eq!(context.network.kind, "host");
-    assert_eq!(context.mounts.as_ref().unwrap()[0].source.as_deref(), Some("/tmp"));
+    assert_eq!(
+        context.mounts.as_ref().unwrap()[0].source.as_deref(),
+        Some("/tmp")
+    );
     assert_eq!(context.rootfs, None);
     let mut built = context;
     built.docker_version.clone_from(&blob.docker_version);
@@ -85,7 +102,10 @@ fn context_config_becomes_the_blob_docker_pushed() {
 
 #[test]
 fn inspect_output_round_trips_byte_for_byte() {
-    for name in ["plugin-inspect-after-create.json", "plugin-inspect-after-install.json"] {
+    for name in [
+        "plugin-inspect-after-create.json",
+        "plugin-inspect-after-install.json",
+    ] {
         let bytes = fixture(name);
         let plugins: Vec<Plugin> = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(plugins.len(), 1);
@@ -94,18 +114,26 @@ fn inspect_output_round_trips_byte_for_byte() {
         assert_eq!(p.settings.env.as_deref(), Some(&["DEBUG=0".to_owned()][..]));
         let mut out = json::to_vec_pretty(&plugins, "    ");
         out.push(b'\n');
-        assert_eq!(String::from_utf8(out).unwrap(), String::from_utf8(bytes).unwrap(), "{name}");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(bytes).unwrap(),
+            "{name}"
+        );
     }
 }
 
 #[test]
 fn privileges_api_answer_parses() {
-    let privileges: Vec<PluginPrivilege> = serde_json::from_slice(&fixture("plugin-privileges-api.json")).unwrap();
+    let privileges: Vec<PluginPrivilege> =
+        serde_json::from_slice(&fixture("plugin-privileges-api.json")).unwrap();
     let summary: Vec<String> = privileges
         .iter()
         .map(|p| format!("{}={}", p.name, p.value.join(",")))
         .collect();
-    assert_eq!(summary, ["network=host", "mount=/tmp", "capabilities=CAP_SYS_ADMIN"]);
+    assert_eq!(
+        summary,
+        ["network=host", "mount=/tmp", "capabilities=CAP_SYS_ADMIN"]
+    );
     assert_eq!(privileges[1].description, "host path to mount");
 }
 
@@ -115,7 +143,10 @@ fn dockerd_record_holds_the_same_config() {
     struct Record {
         plugin: Plugin,
     }
-    let record: Record = serde_json::from_slice(&fixture("dockerd-datadir-plugins-ID-config.after-install.json")).unwrap();
+    let record: Record = serde_json::from_slice(&fixture(
+        "dockerd-datadir-plugins-ID-config.after-install.json",
+    ))
+    .unwrap();
     let blob = PluginConfig::from_slice(&fixture("plugin-config-blob.json")).unwrap();
     assert_eq!(record.plugin.config, blob);
 }

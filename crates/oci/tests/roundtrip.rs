@@ -16,7 +16,11 @@ use proptest::prelude::*;
 
 fn digest() -> impl Strategy<Value = Digest> {
     (any::<bool>(), vec(any::<u8>(), 0..64)).prop_map(|(long, bytes)| {
-        let alg = if long { Algorithm::Sha512 } else { Algorithm::Sha256 };
+        let alg = if long {
+            Algorithm::Sha512
+        } else {
+            Algorithm::Sha256
+        };
         Digest::of_bytes_with(alg, &bytes)
     })
 }
@@ -42,18 +46,24 @@ fn platform() -> impl Strategy<Value = Platform> {
         of(vec("[a-z]{1,5}", 0..3)),
         of(vec("[a-z]{1,5}", 0..3)),
     )
-        .prop_map(|(architecture, os, variant, os_version, os_features, features)| Platform {
-            architecture,
-            os,
-            os_version,
-            os_features,
-            variant,
-            features,
-        })
+        .prop_map(
+            |(architecture, os, variant, os_version, os_features, features)| Platform {
+                architecture,
+                os,
+                os_version,
+                os_features,
+                variant,
+                features,
+            },
+        )
 }
 
 fn annotations() -> impl Strategy<Value = Option<BTreeMap<String, String>>> {
-    of(proptest::collection::btree_map("[a-z.]{1,10}", text(), 0..3))
+    of(proptest::collection::btree_map(
+        "[a-z.]{1,10}",
+        text(),
+        0..3,
+    ))
 }
 
 fn descriptor() -> impl Strategy<Value = Descriptor> {
@@ -66,15 +76,17 @@ fn descriptor() -> impl Strategy<Value = Descriptor> {
         of(platform()),
         of("[a-z/.+]{1,12}"),
     )
-        .prop_map(|(media_type, digest, size, urls, annotations, platform, artifact_type)| Descriptor {
-            media_type,
-            digest,
-            size,
-            urls,
-            annotations,
-            platform,
-            artifact_type,
-        })
+        .prop_map(
+            |(media_type, digest, size, urls, annotations, platform, artifact_type)| Descriptor {
+                media_type,
+                digest,
+                size,
+                urls,
+                annotations,
+                platform,
+                artifact_type,
+            },
+        )
 }
 
 fn manifest() -> impl Strategy<Value = Manifest> {
@@ -90,15 +102,17 @@ fn manifest() -> impl Strategy<Value = Manifest> {
         of(descriptor()),
         annotations(),
     )
-        .prop_map(|(media_type, artifact_type, config, layers, subject, annotations)| Manifest {
-            schema_version: 2,
-            media_type,
-            artifact_type,
-            config,
-            layers,
-            subject,
-            annotations,
-        })
+        .prop_map(
+            |(media_type, artifact_type, config, layers, subject, annotations)| Manifest {
+                schema_version: 2,
+                media_type,
+                artifact_type,
+                config,
+                layers,
+                subject,
+                annotations,
+            },
+        )
 }
 
 fn index() -> impl Strategy<Value = Index> {
@@ -113,14 +127,16 @@ fn index() -> impl Strategy<Value = Index> {
         of(descriptor()),
         annotations(),
     )
-        .prop_map(|(media_type, artifact_type, manifests, subject, annotations)| Index {
-            schema_version: 2,
-            media_type,
-            artifact_type,
-            manifests,
-            subject,
-            annotations,
-        })
+        .prop_map(
+            |(media_type, artifact_type, manifests, subject, annotations)| Index {
+                schema_version: 2,
+                media_type,
+                artifact_type,
+                manifests,
+                subject,
+                annotations,
+            },
+        )
 }
 
 fn reference() -> impl Strategy<Value = Reference> {
@@ -154,58 +170,92 @@ fn strings() -> impl Strategy<Value = Option<Vec<String>>> {
 }
 
 fn plugin_config() -> impl Strategy<Value = PluginConfig> {
-    let args = (text(), text(), strings(), strings()).prop_map(|(description, name, settable, value)| PluginArgs {
-        description,
-        name,
-        settable,
-        value,
-    });
-    let env = (text(), text(), strings(), of(text())).prop_map(|(description, name, settable, value)| PluginEnv {
-        description,
-        name,
-        settable,
-        value,
-    });
-    let itype = ("[a-z]{1,6}(\\.[a-z]{1,4})?", "[a-z]{1,10}", "[0-9v.]{0,4}").prop_map(|(prefix, capability, version)| {
-        InterfaceType {
+    let args =
+        (text(), text(), strings(), strings()).prop_map(|(description, name, settable, value)| {
+            PluginArgs {
+                description,
+                name,
+                settable,
+                value,
+            }
+        });
+    let env =
+        (text(), text(), strings(), of(text())).prop_map(|(description, name, settable, value)| {
+            PluginEnv {
+                description,
+                name,
+                settable,
+                value,
+            }
+        });
+    let itype = ("[a-z]{1,6}(\\.[a-z]{1,4})?", "[a-z]{1,10}", "[0-9v.]{0,4}").prop_map(
+        |(prefix, capability, version)| InterfaceType {
             prefix,
             capability,
             version,
-        }
-    });
-    let interface = (prop_oneof![Just(String::new()), Just("moby.plugins.http/v1".to_owned())], text(), of(vec(itype, 0..3)))
+        },
+    );
+    let interface = (
+        prop_oneof![Just(String::new()), Just("moby.plugins.http/v1".to_owned())],
+        text(),
+        of(vec(itype, 0..3)),
+    )
         .prop_map(|(protocol_scheme, socket, types)| PluginInterface {
             protocol_scheme,
             socket,
             types,
         });
-    let device = (text(), text(), of(text()), strings()).prop_map(|(description, name, path, settable)| PluginDevice {
-        description,
-        name,
-        path,
-        settable,
-    });
-    let linux = (any::<bool>(), strings(), of(vec(device, 0..2))).prop_map(|(allow_all_devices, capabilities, devices)| {
-        PluginLinux {
+    let device =
+        (text(), text(), of(text()), strings()).prop_map(|(description, name, path, settable)| {
+            PluginDevice {
+                description,
+                name,
+                path,
+                settable,
+            }
+        });
+    let linux = (any::<bool>(), strings(), of(vec(device, 0..2))).prop_map(
+        |(allow_all_devices, capabilities, devices)| PluginLinux {
             allow_all_devices,
             capabilities,
             devices,
-        }
-    });
-    let mount = (text(), text(), text(), strings(), strings(), of(text()), text()).prop_map(
-        |(description, destination, name, options, settable, source, kind)| PluginMount {
-            description,
-            destination,
-            name,
-            options,
-            settable,
-            source,
-            kind,
         },
     );
-    let rootfs = of((of(vec(digest(), 0..3)), prop_oneof![Just(String::new()), Just("layers".to_owned())]))
-        .prop_map(|r| r.map(|(diff_ids, kind)| PluginRootfs { diff_ids, kind }));
-    let head = (args, text(), text(), text(), strings(), of(vec(env, 0..3)), interface, any::<bool>());
+    let mount = (
+        text(),
+        text(),
+        text(),
+        strings(),
+        strings(),
+        of(text()),
+        text(),
+    )
+        .prop_map(
+            |(description, destination, name, options, settable, source, kind)| PluginMount {
+                description,
+                destination,
+                name,
+                options,
+                settable,
+                source,
+                kind,
+            },
+        );
+    let rootfs = of((
+        of(vec(digest(), 0..3)),
+        prop_oneof![Just(String::new()), Just("layers".to_owned())],
+    ))
+    .prop_map(|r| r.map(|(diff_ids, kind)| PluginRootfs { diff_ids, kind }));
+    let head = (
+        args,
+        text(),
+        text(),
+        text(),
+        strings(),
+        of(vec(env, 0..3)),
+        interface,
+        any::<bool>(),
+    );
     let tail = (
         linux,
         of(vec(mount, 0..2)),
@@ -218,7 +268,16 @@ fn plugin_config() -> impl Strategy<Value = PluginConfig> {
     );
     (head, tail).prop_map(
         |(
-            (args, description, docker_version, documentation, entrypoint, env, interface, ipc_host),
+            (
+                args,
+                description,
+                docker_version,
+                documentation,
+                entrypoint,
+                env,
+                interface,
+                ipc_host,
+            ),
             (linux, mounts, network, pid_host, propagated_mount, (gid, uid), work_dir, rootfs),
         )| PluginConfig {
             args,

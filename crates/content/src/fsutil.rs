@@ -1,0 +1,36 @@
+//! Small file-system helpers: durable renames and timestamps.
+
+use std::fs::{self, File};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::{IoContext, Result};
+
+/// Makes a rename or unlink in `dir` durable.
+pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx("syncing directory", dir)
+}
+
+/// Writes `bytes` to `path` through a temporary file, fsync and rename.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = File::create(&tmp).ctx("creating", &tmp)?;
+        std::io::Write::write_all(&mut f, bytes).ctx("writing", &tmp)?;
+        f.sync_all().ctx("syncing", &tmp)?;
+    }
+    fs::rename(&tmp, path).ctx("renaming", &tmp)
+}
+
+/// Seconds since the epoch, as stored in `updatedat`.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+pub(crate) fn from_unix(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
