@@ -230,7 +230,7 @@ impl Store {
     pub fn status(&self, reference: &str) -> Result<Option<Status>> {
         check_reference(reference)?;
         let dir = self.ingest_dir(reference);
-        match self.status_of(&dir)? {
+        match Store::status_of(&dir)? {
             Some(s) if s.reference != reference => Err(Error::ReferenceCollision {
                 path: dir,
                 reference: reference.to_owned(),
@@ -244,7 +244,7 @@ impl Store {
     pub fn ingests(&self) -> Result<Vec<Status>> {
         let mut all = Vec::new();
         for dir in self.ingest_dirs()? {
-            if let Some(s) = self.status_of(&dir)? {
+            if let Some(s) = Store::status_of(&dir)? {
                 all.push(s);
             }
         }
@@ -386,7 +386,7 @@ impl Store {
                 }
                 continue;
             }
-            let Some(status) = self.status_of(&path)? else {
+            let Some(status) = Store::status_of(&path)? else {
                 continue;
             };
             let idle = now.duration_since(status.updated).unwrap_or_default();
@@ -425,7 +425,7 @@ impl Store {
         Ok(dirs)
     }
 
-    fn status_of(&self, dir: &Path) -> Result<Option<Status>> {
+    fn status_of(dir: &Path) -> Result<Option<Status>> {
         let ref_path = dir.join("ref");
         let (reference, started) = match fs::read_to_string(&ref_path) {
             Ok(r) => {
@@ -577,13 +577,11 @@ fn info_of(digest: Digest, meta: &fs::Metadata) -> Info {
 }
 
 fn dir_size(dir: &Path) -> u64 {
-    fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok()?.metadata().ok())
-                .filter(fs::Metadata::is_file)
-                .map(|m| m.len())
-                .sum()
-        })
-        .unwrap_or(0)
+    fs::read_dir(dir).map_or(0, |entries| {
+        entries
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .filter(fs::Metadata::is_file)
+            .map(|m| m.len())
+            .sum()
+    })
 }

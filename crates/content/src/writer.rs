@@ -209,8 +209,8 @@ impl Writer {
     pub fn truncate(&mut self, size: u64) -> Result<()> {
         self.flush_buffer()?;
         let size = size.min(self.offset);
-        let digester = self.take_digester();
-        drop(digester);
+        // Stops the hashing thread; its state is of no use after truncation.
+        let _ = self.take_digester();
         self.data.set_len(size).ctx("truncating", &self.data_path)?;
         self.offset = 0;
         self.hasher = Hasher::Inline(Digester::new(Algorithm::Sha256));
@@ -349,18 +349,18 @@ impl Writer {
     ) -> Result<Digest> {
         self.flush_buffer()?;
         let size = self.offset;
-        if let Some(want) = expected_size.or(self.total) {
-            if size != want {
-                let err = Error::SizeMismatch {
-                    reference: self.reference.clone(),
-                    expected: want,
-                    found: size,
-                };
-                if size > want {
-                    self.discard()?;
-                }
-                return Err(err);
+        if let Some(want) = expected_size.or(self.total)
+            && size != want
+        {
+            let err = Error::SizeMismatch {
+                reference: self.reference.clone(),
+                expected: want,
+                found: size,
+            };
+            if size > want {
+                self.discard()?;
             }
+            return Err(err);
         }
         let mut digest = self.take_digester().finish();
         if let Some(want) = expected {
@@ -506,7 +506,7 @@ impl Drop for Writer {
             // from drop, and a short data file only means resuming earlier.
             let _ = self.flush_buffer();
             if let Hasher::Threaded(_) = self.hasher {
-                drop(self.take_digester());
+                let _ = self.take_digester();
             }
         }
     }

@@ -77,10 +77,10 @@ fn child_finisher(store: &Path, reference: &str, seed: u64, len: usize) {
 fn wait_for_offset(store: &Store, reference: &str, min: u64) -> u64 {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Some(s) = store.status(reference).unwrap() {
-            if s.offset >= min {
-                return s.offset;
-            }
+        if let Some(s) = store.status(reference).unwrap()
+            && s.offset >= min
+        {
+            return s.offset;
         }
         assert!(
             Instant::now() < deadline,

@@ -37,7 +37,7 @@ proptest! {
         for (i, op) in ops.iter().enumerate() {
             match op {
                 Op::Write(n) | Op::Copy(n) => {
-                    let bytes: Vec<u8> = (0..*n).map(|k| (k as u8) ^ seed ^ (i as u8)).collect();
+                    let bytes: Vec<u8> = (0..*n).map(|k| k.to_le_bytes()[0] ^ seed ^ i.to_le_bytes()[0]).collect();
                     if matches!(op, Op::Write(_)) {
                         w.write_all(&bytes).unwrap();
                     } else {

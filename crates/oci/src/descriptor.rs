@@ -138,6 +138,7 @@ impl Platform {
     /// The same platform with Go's canonical names and the default variant
     /// made explicit where there is one (`aarch64` → `arm64/v8`,
     /// `armhf` → `arm/v7`, `x86_64` → `amd64`).
+    #[must_use]
     pub fn normalized(&self) -> Platform {
         let os = self.os.to_ascii_lowercase();
         let arch = self.architecture.to_ascii_lowercase();
@@ -149,9 +150,8 @@ impl Platform {
                 ("arm64".to_owned(), Some("v8".to_owned()))
             }
             ("aarch64" | "arm64", Some(v)) => ("arm64".to_owned(), Some(v.to_owned())),
-            ("armhf", _) => ("arm".to_owned(), Some("v7".to_owned())),
+            ("armhf", _) | ("arm", None) => ("arm".to_owned(), Some("v7".to_owned())),
             ("armel", _) => ("arm".to_owned(), Some("v6".to_owned())),
-            ("arm", None) => ("arm".to_owned(), Some("v7".to_owned())),
             ("arm", Some(v)) => {
                 let v = if v.starts_with('v') {
                     v.to_owned()
@@ -259,10 +259,7 @@ mod tests {
             parse_desc(&with("1.5")).starts_with("err descriptor size 1.5 is not a whole number")
         );
         assert!(parse_desc(&with("\"12\"")).starts_with("err invalid type: string"));
-        assert!(
-            parse_desc(&format!(r#"{{"mediaType":"x","size":1}}"#))
-                .contains("missing field `digest`")
-        );
+        assert!(parse_desc(r#"{"mediaType":"x","size":1}"#).contains("missing field `digest`"));
     }
 
     fn rank(host: &str, candidate: &str) -> Option<u32> {

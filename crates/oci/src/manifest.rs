@@ -53,6 +53,7 @@ pub struct Index {
 
 /// A manifest or an index, as a registry or a content store hands it over.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // parsed once per pull; boxing buys nothing
 pub enum Document {
     /// An image manifest.
     Manifest(Manifest),
@@ -115,13 +116,13 @@ impl Document {
         if raw.layers.is_some() && raw.manifests.is_some() {
             return Err(Error::AmbiguousDocument);
         }
-        if let (Some(exp), Some(own)) = (expected, &raw.media_type) {
-            if exp != own {
-                return Err(Error::MediaTypeMismatch {
-                    expected: exp.clone(),
-                    found: own.clone(),
-                });
-            }
+        if let (Some(exp), Some(own)) = (expected, &raw.media_type)
+            && exp != own
+        {
+            return Err(Error::MediaTypeMismatch {
+                expected: exp.clone(),
+                found: own.clone(),
+            });
         }
         let declared = raw.media_type.as_ref().or(expected);
         let kind = match declared {
@@ -234,10 +235,10 @@ impl Index {
         let mut best: Option<(u32, &Descriptor)> = None;
         for d in &self.manifests {
             let Some(p) = &d.platform else { continue };
-            if let Some(rank) = platform.match_rank(p) {
-                if best.is_none_or(|(r, _)| rank > r) {
-                    best = Some((rank, d));
-                }
+            if let Some(rank) = platform.match_rank(p)
+                && best.is_none_or(|(r, _)| rank > r)
+            {
+                best = Some((rank, d));
             }
         }
         best.map(|(_, d)| d).ok_or_else(|| {
@@ -273,10 +274,10 @@ impl Serialize for Manifest {
         map.serialize_entry("schemaVersion", &self.schema_version)?;
         // Docker's plugin push writes mediaType last; OCI writes it second.
         let docker_order = self.media_type == Some(MediaType::DockerManifest);
-        if !docker_order {
-            if let Some(mt) = &self.media_type {
-                map.serialize_entry("mediaType", mt)?;
-            }
+        if let Some(mt) = &self.media_type
+            && !docker_order
+        {
+            map.serialize_entry("mediaType", mt)?;
         }
         if let Some(at) = &self.artifact_type {
             map.serialize_entry("artifactType", at)?;

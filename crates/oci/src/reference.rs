@@ -71,10 +71,7 @@ impl Reference {
             ));
         }
         let (name_tag, digest) = match input.split_once('@') {
-            Some((n, d)) if d.is_empty() => {
-                let _ = n;
-                return Err(fail("empty digest after '@'".to_owned()));
-            }
+            Some((_, "")) => return Err(fail("empty digest after '@'".to_owned())),
             Some((n, d)) => {
                 let digest = Digest::parse(d).map_err(|e| match e {
                     Error::InvalidDigest { reason, .. } => {
@@ -145,14 +142,20 @@ impl Reference {
 
     /// The name as Docker shows it: `busybox` for
     /// `docker.io/library/busybox`, `foo/bar` for `docker.io/foo/bar`.
+    ///
+    /// Unlike Docker, a Docker Hub path whose first component would read as
+    /// a domain (`docker.io/0.a/b`) keeps its domain, so that the familiar
+    /// form always parses back to the same reference.
     pub fn familiar_name(&self) -> String {
-        if self.domain == DEFAULT_DOMAIN {
-            match self.path.strip_prefix("library/") {
-                Some(rest) if !rest.contains('/') => rest.to_owned(),
+        if self.domain != DEFAULT_DOMAIN {
+            return self.name();
+        }
+        match self.path.strip_prefix("library/") {
+            Some(rest) if !rest.contains('/') => rest.to_owned(),
+            _ => match self.path.split_once('/') {
+                Some((first, _)) if looks_like_domain(first) => self.name(),
                 _ => self.path.clone(),
-            }
-        } else {
-            self.name()
+            },
         }
     }
 
@@ -176,6 +179,7 @@ impl Reference {
     }
 
     /// The same reference pinned to a digest (the tag is kept).
+    #[must_use]
     pub fn with_digest(&self, digest: Digest) -> Reference {
         Reference {
             digest: Some(digest),
@@ -184,6 +188,7 @@ impl Reference {
     }
 
     /// The same name with neither tag nor digest.
+    #[must_use]
     pub fn without_tag_or_digest(&self) -> Reference {
         Reference {
             tag: None,
@@ -204,17 +209,18 @@ impl Reference {
     }
 }
 
-/// Docker's `splitDockerDomain`: the first component is a domain when it has
-/// a `.` or `:`, is `localhost`, or has an uppercase letter.
+/// Docker's rule: a first component is a domain when it has a `.` or `:`,
+/// is `localhost`, or has an uppercase letter.
+fn looks_like_domain(first: &str) -> bool {
+    first.contains(['.', ':'])
+        || first == "localhost"
+        || first.bytes().any(|b| b.is_ascii_uppercase())
+}
+
+/// Docker's `splitDockerDomain`.
 fn split_domain(name: &str) -> (String, String) {
     let (mut domain, mut path) = match name.split_once('/') {
-        Some((first, rest))
-            if first.contains(['.', ':'])
-                || first == "localhost"
-                || first.bytes().any(|b| b.is_ascii_uppercase()) =>
-        {
-            (first.to_owned(), rest.to_owned())
-        }
+        Some((first, rest)) if looks_like_domain(first) => (first.to_owned(), rest.to_owned()),
         _ => (DEFAULT_DOMAIN.to_owned(), name.to_owned()),
     };
     if domain == LEGACY_DEFAULT_DOMAIN {
@@ -269,10 +275,10 @@ fn check_domain(domain: &str) -> std::result::Result<(), String> {
             None => (Some(domain), None),
         }
     };
-    if let Some(port) = port {
-        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-            return bad("port must be digits");
-        }
+    if let Some(port) = port
+        && (port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return bad("port must be digits");
     }
     if let Some(host) = host {
         for component in host.split('.') {
@@ -460,6 +466,11 @@ mod tests {
             "docker.io/library/foo-----bar:latest | foo-----bar:latest",
         );
         check("a.b.c", "docker.io/library/a.b.c:latest | a.b.c:latest");
+        // Docker would print "0.a/b", which reads back as the domain "0.a".
+        check(
+            "docker.io/0.a/b",
+            "docker.io/0.a/b:latest | docker.io/0.a/b:latest",
+        );
         check(
             "localhost",
             "docker.io/library/localhost:latest | localhost:latest",

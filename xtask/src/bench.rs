@@ -1,0 +1,341 @@
+//! `cargo xtask bench [NAME…]`: our commands against peer tools.
+//!
+//! For each pair it builds release binaries, makes its input under
+//! `target/bench/` (deterministic bytes, regenerated only when missing), runs
+//! one warm-up of each side, then alternates A B A B for `RUNS` rounds, and
+//! reports the median wall time, MB/s, peak RSS (from `wait4`) and the
+//! throughput ratio ours/peer. Work directories go to `/dev/shm` when it
+//! exists, since the root disk is slow and noisy for this. The table is
+//! printed and written to `target/bench/report.md`.
+
+// Byte counts and sizes here are far below 2^52: f64 holds them exactly.
+#![allow(clippy::cast_precision_loss)]
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::tools::{self, Tool};
+use crate::util::{Result, cargo, output, root};
+
+/// Measured rounds per side, after one warm-up.
+const RUNS: usize = 5;
+
+const BENCH_TOOLS: &[Tool] = &[
+    Tool {
+        command: "openssl",
+        package: "openssl",
+    },
+    Tool {
+        command: "sha256sum",
+        package: "coreutils",
+    },
+];
+
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    let names: Vec<&str> = if args.is_empty() {
+        vec!["content"]
+    } else {
+        args.iter().map(String::as_str).collect()
+    };
+    tools::ensure(BENCH_TOOLS)?;
+    let out_dir = root().join("target/bench");
+    fs::create_dir_all(&out_dir).map_err(|e| format!("creating {}: {e}", out_dir.display()))?;
+    let mut report = Report::new();
+    let mut missed = Vec::new();
+    for name in names {
+        match name {
+            "content" => missed.extend(content(&out_dir, &mut report)?),
+            other => return Err(format!("unknown benchmark {other:?} (known: content)")),
+        }
+    }
+    let md = report.markdown();
+    print!("{md}");
+    let path = out_dir.join("report.md");
+    fs::write(&path, &md).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    eprintln!("xtask: report written to {}", path.display());
+    if missed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("targets missed:\n{}", missed.join("\n")))
+    }
+}
+
+/// One side of a pair: a command line, and what to do before each run.
+struct Side {
+    label: String,
+    argv: Vec<OsString>,
+    /// A directory emptied before every run (not timed).
+    scratch: Option<PathBuf>,
+}
+
+impl Side {
+    fn new(label: &str, argv: &[&dyn AsRef<std::ffi::OsStr>]) -> Side {
+        Side {
+            label: label.to_owned(),
+            argv: argv.iter().map(|a| a.as_ref().to_owned()).collect(),
+            scratch: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Sample {
+    secs: f64,
+    max_rss_kib: u64,
+}
+
+struct Outcome {
+    name: String,
+    bytes: u64,
+    ours: (String, Vec<Sample>),
+    peer: (String, Vec<Sample>),
+}
+
+impl Outcome {
+    fn median(samples: &[Sample]) -> f64 {
+        let mut s: Vec<f64> = samples.iter().map(|s| s.secs).collect();
+        s.sort_by(f64::total_cmp);
+        s[s.len() / 2]
+    }
+
+    fn mbps(&self, samples: &[Sample]) -> f64 {
+        self.bytes as f64 / Outcome::median(samples) / 1e6
+    }
+
+    fn peak_rss_mib(samples: &[Sample]) -> f64 {
+        samples.iter().map(|s| s.max_rss_kib).max().unwrap_or(0) as f64 / 1024.0
+    }
+
+    /// Throughput of ours divided by the peer's: above 1 means we are faster.
+    fn ratio(&self) -> f64 {
+        self.mbps(&self.ours.1) / self.mbps(&self.peer.1)
+    }
+}
+
+struct Report {
+    rows: Vec<Outcome>,
+    notes: Vec<String>,
+}
+
+impl Report {
+    fn new() -> Report {
+        Report {
+            rows: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+
+    fn markdown(&self) -> String {
+        let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+        let date =
+            output(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])).unwrap_or_default();
+        let mut md = format!(
+            "# Benchmark report\n\n{} · {cores} cores · median of {RUNS} alternated runs after a warm-up\n\n",
+            date.trim()
+        );
+        md.push_str("| benchmark | ours | median s | MB/s | peak RSS MiB | peer | median s | MB/s | peak RSS MiB | ours/peer |\n");
+        md.push_str("|---|---|---:|---:|---:|---|---:|---:|---:|---:|\n");
+        for r in &self.rows {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.3} | {:.0} | {:.1} | {} | {:.3} | {:.0} | {:.1} | {:.2} |",
+                r.name,
+                r.ours.0,
+                Outcome::median(&r.ours.1),
+                r.mbps(&r.ours.1),
+                Outcome::peak_rss_mib(&r.ours.1),
+                r.peer.0,
+                Outcome::median(&r.peer.1),
+                r.mbps(&r.peer.1),
+                Outcome::peak_rss_mib(&r.peer.1),
+                r.ratio(),
+            );
+        }
+        md.push('\n');
+        for n in &self.notes {
+            let _ = writeln!(md, "- {n}");
+        }
+        md
+    }
+}
+
+/// Runs the pair: warm-up, then A B A B.
+fn compare(name: &str, bytes: u64, ours: &Side, peer: &Side) -> Result<Outcome> {
+    eprintln!("xtask: bench {name}: {} vs {}", ours.label, peer.label);
+    measure(ours)?;
+    measure(peer)?;
+    let mut a = Vec::new();
+    let mut b = Vec::new();
+    for _ in 0..RUNS {
+        a.push(measure(ours)?);
+        b.push(measure(peer)?);
+    }
+    Ok(Outcome {
+        name: name.to_owned(),
+        bytes,
+        ours: (ours.label.clone(), a),
+        peer: (peer.label.clone(), b),
+    })
+}
+
+fn measure(side: &Side) -> Result<Sample> {
+    if let Some(dir) = &side.scratch
+        && dir.exists()
+    {
+        fs::remove_dir_all(dir).map_err(|e| format!("emptying {}: {e}", dir.display()))?;
+    }
+    let shown = side
+        .argv
+        .iter()
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let start = Instant::now();
+    let child = Command::new(&side.argv[0])
+        .args(&side.argv[1..])
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run {shown}: {e}"))?;
+    let (status, max_rss_kib) =
+        wait_with_rusage(child.id()).map_err(|e| format!("waiting for {shown}: {e}"))?;
+    let secs = start.elapsed().as_secs_f64();
+    if status != 0 {
+        return Err(format!("{shown} failed (wait status {status})"));
+    }
+    Ok(Sample { secs, max_rss_kib })
+}
+
+/// Reaps `pid` with `wait4` and returns its wait status and peak RSS in KiB.
+#[allow(unsafe_code)]
+fn wait_with_rusage(pid: u32) -> std::io::Result<(i32, u64)> {
+    let pid = libc::pid_t::try_from(pid).map_err(std::io::Error::other)?;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data; zero is a valid value for it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: the pointers are valid for the call; pid is our own child.
+        let r = unsafe { libc::wait4(pid, &raw mut status, 0, &raw mut usage) };
+        if r == pid {
+            return Ok((status, u64::try_from(usage.ru_maxrss).unwrap_or(0)));
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// A fast place for work directories: /dev/shm when there is one.
+fn scratch_root(out_dir: &Path) -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    if shm.is_dir() {
+        shm.join(format!("pluginctl-bench-{}", std::process::id()))
+    } else {
+        out_dir.join("work")
+    }
+}
+
+/// Deterministic input: one MiB of xorshift bytes, repeated.
+fn make_input(path: &Path, mib: u64) -> Result<()> {
+    if fs::metadata(path).is_ok_and(|m| m.len() == mib << 20) {
+        return Ok(());
+    }
+    eprintln!("xtask: generating {} ({mib} MiB)", path.display());
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let block: Vec<u8> = (0..1 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()[0]
+        })
+        .collect();
+    let tmp = path.with_extension("tmp");
+    let mut f = fs::File::create(&tmp).map_err(|e| format!("creating {}: {e}", tmp.display()))?;
+    for _ in 0..mib {
+        f.write_all(&block)
+            .map_err(|e| format!("writing {}: {e}", tmp.display()))?;
+    }
+    drop(f);
+    fs::rename(&tmp, path).map_err(|e| format!("renaming {}: {e}", tmp.display()))
+}
+
+/// The content store's ingest against one-core SHA-256 by OpenSSL and
+/// coreutils. Targets: ≥ 80% of OpenSSL's throughput, peak RSS < 32 MiB.
+fn content(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
+    let mib: u64 = std::env::var("PLUGINCTL_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    cargo(&[
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "pluginctl-content",
+        "--example",
+        "ingest",
+    ])?;
+    let ingest = root().join("target/release/examples/ingest");
+    let input = out_dir.join(format!("content-{mib}MiB.bin"));
+    make_input(&input, mib)?;
+    let scratch = scratch_root(out_dir);
+    let store = scratch.join("store");
+    let bytes = mib << 20;
+    let gib = if mib == 1024 {
+        "1 GiB".to_owned()
+    } else {
+        format!("{mib} MiB")
+    };
+
+    let mut from_file = Side::new("content ingest (file)", &[&ingest, &store, &input]);
+    from_file.scratch = Some(store.clone());
+    let mut from_memory = Side::new(
+        "content ingest (memory)",
+        &[&ingest, &store, &"--memory", &input],
+    );
+    from_memory.scratch = Some(store.clone());
+    let openssl = Side::new(
+        "openssl dgst -sha256",
+        &[&"openssl", &"dgst", &"-sha256", &input],
+    );
+    let sha256sum = Side::new("sha256sum", &[&"sha256sum", &input]);
+
+    let mut missed = Vec::new();
+    for (ours, peer) in [
+        (&from_file, &openssl),
+        (&from_memory, &openssl),
+        (&from_file, &sha256sum),
+    ] {
+        let o = compare(&format!("ingest {gib}"), bytes, ours, peer)?;
+        if peer.label.starts_with("openssl") {
+            if o.ratio() < 0.8 {
+                missed.push(format!(
+                    "{}: {:.0}% of openssl's throughput, target 80%",
+                    ours.label,
+                    o.ratio() * 100.0
+                ));
+            }
+            let rss = Outcome::peak_rss_mib(&o.ours.1);
+            if rss >= 32.0 {
+                missed.push(format!(
+                    "{}: peak RSS {rss:.1} MiB, target < 32 MiB",
+                    ours.label
+                ));
+            }
+        }
+        report.rows.push(o);
+    }
+    let _ = fs::remove_dir_all(&scratch);
+    report.notes.push(format!(
+        "content: input {} (page-cached after the warm-up); store in {}; every ingest includes fsync and rename. Targets: ≥ 80% of openssl's throughput, peak RSS < 32 MiB.",
+        input.display(),
+        scratch.display()
+    ));
+    Ok(missed)
+}
