@@ -4,16 +4,30 @@
 //! binary, README.md, LICENSE and a SHA256SUMS of those; a SHA256SUMS of the
 //! archive sits beside it. Entries are sorted, owned by 0:0, with normalised
 //! modes and the last commit's time, and gzip leaves out name and time, so
-//! the same sources give the same bytes.
+//! the same sources give the same bytes, wherever they are checked out.
 
 use std::fs;
 use std::process::Command;
 
-use crate::util::{self, Result, cargo, output, root};
+use crate::util::{self, Result, output, root};
 
 pub(crate) fn run() -> Result<()> {
     let root = root();
-    cargo(&["build", "--release", "--locked", "-p", "pluginctl"])?;
+    // Paths of this checkout and of the cargo home are mapped to fixed
+    // names, so the binary does not depend on where it was built.
+    let cargo_home = std::env::var("CARGO_HOME")
+        .or_else(|_| std::env::var("HOME").map(|h| format!("{h}/.cargo")))
+        .unwrap_or_else(|_| "/root/.cargo".to_owned());
+    let rustflags = format!(
+        "--remap-path-prefix={}=/src --remap-path-prefix={cargo_home}=/cargo",
+        root.display()
+    );
+    util::run(
+        Command::new("cargo")
+            .args(["build", "--release", "--locked", "-p", "pluginctl"])
+            .env("RUSTFLAGS", rustflags)
+            .current_dir(&root),
+    )?;
     let bin = root.join("target/release/pluginctl");
     let version = output(Command::new(&bin).arg("--version"))?
         .trim()
