@@ -12,20 +12,9 @@ use std::time::{Duration, Instant};
 
 use pluginctl_content::Store;
 use pluginctl_oci::Digest;
+use pluginctl_testkit::pattern;
 
 const ROLE: &str = "PLUGINCTL_CONTENT_CHILD";
-
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()[0]
-        })
-        .collect()
-}
 
 /// The role this process plays: `None` in the parent.
 fn role() -> Option<Vec<String>> {

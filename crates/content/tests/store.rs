@@ -7,24 +7,12 @@ use std::time::Duration;
 
 use pluginctl_content::{Error, Store};
 use pluginctl_oci::{Algorithm, Descriptor, Digest, Manifest, MediaType};
+use pluginctl_testkit::pattern;
 
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("content")).unwrap();
     (dir, store)
-}
-
-/// Deterministic bytes, different for each seed.
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()[0]
-        })
-        .collect()
 }
 
 fn ingest_dirs(store: &Store) -> Vec<String> {
