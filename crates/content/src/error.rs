@@ -106,6 +106,32 @@ pub enum Error {
         /// The reference recorded there.
         found: String,
     },
+    /// The data file holds another number of bytes than were written.
+    #[error("ingest {reference:?} holds {on_disk} bytes on disk, but {written} were written")]
+    Inconsistent {
+        /// The ingest reference.
+        reference: String,
+        /// Bytes in the data file.
+        on_disk: u64,
+        /// Bytes the writer accepted.
+        written: u64,
+    },
+    /// The ingest was removed (by `abort` or gc) while its writer ran.
+    #[error("ingest {reference:?} was removed while it was being written")]
+    IngestLost {
+        /// The ingest reference.
+        reference: String,
+    },
+    /// A blob that a descriptor calls a manifest or index does not parse as
+    /// one; gc stops rather than sweep what it points at.
+    #[error("blob {digest} is not a valid manifest")]
+    BadManifest {
+        /// The blob.
+        digest: Digest,
+        /// Why it does not parse.
+        #[source]
+        source: pluginctl_oci::Error,
+    },
     /// An ingest reference must be non-empty text without NUL or newline.
     #[error("invalid ingest reference {0:?}: it must be non-empty, without NUL or newline")]
     InvalidReference(String),

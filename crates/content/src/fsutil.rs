@@ -24,6 +24,20 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::rename(&tmp, path).ctx("renaming", &tmp)
 }
 
+/// Takes the store's gc lock: shared for publishing a blob, exclusive for
+/// gc, so that gc never sweeps a blob published while it runs.
+pub(crate) fn gc_lock(store: &Path, exclusive: bool) -> Result<File> {
+    let path = store.join("gc.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .ctx("opening", &path)?;
+    if exclusive { f.lock() } else { f.lock_shared() }.ctx("locking", &path)?;
+    Ok(f)
+}
+
 /// Seconds since the epoch, as stored in `updatedat`.
 pub(crate) fn unix_now() -> u64 {
     SystemTime::now()

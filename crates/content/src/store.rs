@@ -7,7 +7,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use pluginctl_oci::{Algorithm, Digest, Digester, Document, MAX_MANIFEST_BYTES};
+use pluginctl_oci::{
+    Algorithm, Descriptor, Digest, Digester, Document, MAX_MANIFEST_BYTES, MediaType,
+};
 
 use crate::error::{Error, IoContext, Result};
 use crate::fsutil;
@@ -200,21 +202,25 @@ impl Store {
     /// If another writer holds the reference, fails with [`Error::Busy`].
     pub fn writer(&self, reference: &str) -> Result<Writer> {
         let (dir, lock) = self.lock_ingest(reference, false)?;
-        Writer::resume(reference.to_owned(), dir, self.blobs.clone(), lock)
+        Writer::resume(reference.to_owned(), dir, self.dir.clone(), lock)
     }
 
     /// Like [`Store::writer`], but waits for another writer to finish.
     pub fn writer_wait(&self, reference: &str) -> Result<Writer> {
         let (dir, lock) = self.lock_ingest(reference, true)?;
-        Writer::resume(reference.to_owned(), dir, self.blobs.clone(), lock)
+        Writer::resume(reference.to_owned(), dir, self.dir.clone(), lock)
     }
 
     /// Writes a small blob in one go (a manifest, a config), verified
     /// against `expected` when given. Existing content is not rewritten.
     pub fn write_blob(&self, bytes: &[u8], expected: Option<&Digest>) -> Result<Digest> {
         let own = Digest::of_bytes(bytes);
-        if expected.is_none_or(|e| e == &own) && self.contains(&own)? {
-            return Ok(own);
+        if expected.is_none_or(|e| e == &own) {
+            // Not while gc runs: it may be about to sweep this very blob.
+            let _gc = fsutil::gc_lock(&self.dir, false)?;
+            if self.contains(&own)? {
+                return Ok(own);
+            }
         }
         let mut w = self.writer_wait(&format!("write-blob-{own}"))?;
         w.truncate(0)?;
@@ -303,12 +309,15 @@ impl Store {
     /// this runs (pluginctl's metadata lock); blobs committed after the scan
     /// began are never deleted.
     pub fn gc(&self, roots: &[Digest], ingest_max_age: Duration) -> Result<GcReport> {
+        let _gc = fsutil::gc_lock(&self.dir, true)?;
         let mut report = GcReport::default();
         let (blobs, _) = self.scan()?;
         let present: HashSet<&Digest> = blobs.iter().map(|i| &i.digest).collect();
         let mut reached: BTreeSet<Digest> = BTreeSet::new();
-        let mut stack: Vec<Digest> = roots.to_vec();
-        while let Some(d) = stack.pop() {
+        // Roots come without a media type; children with their descriptor's.
+        let mut stack: Vec<(Digest, Option<MediaType>)> =
+            roots.iter().map(|d| (d.clone(), None)).collect();
+        while let Some((d, media_type)) = stack.pop() {
             if !present.contains(&d) {
                 if roots.contains(&d) && !report.missing_roots.contains(&d) {
                     report.missing_roots.push(d);
@@ -318,9 +327,9 @@ impl Store {
             if !reached.insert(d.clone()) {
                 continue;
             }
-            for child in self.children(&d)? {
-                if !reached.contains(&child) {
-                    stack.push(child);
+            for child in self.children(&d, media_type.as_ref())? {
+                if !reached.contains(&child.digest) {
+                    stack.push((child.digest, Some(child.media_type)));
                 }
             }
         }
@@ -342,27 +351,40 @@ impl Store {
     }
 
     /// The descriptors a blob points at, if it is a manifest or an index.
-    fn children(&self, digest: &Digest) -> Result<Vec<Digest>> {
+    ///
+    /// A blob reached through a descriptor that calls it a manifest or index
+    /// must parse as one: otherwise gc stops rather than sweep what it
+    /// points at. A root (no media type known) that does not parse as one is
+    /// a leaf; so is anything a descriptor calls a layer or a config.
+    fn children(&self, digest: &Digest, media_type: Option<&MediaType>) -> Result<Vec<Descriptor>> {
+        let must_parse = media_type.is_some_and(|m| m.is_manifest() || m.is_index());
+        if media_type.is_some() && !must_parse {
+            return Ok(Vec::new());
+        }
         let mut f = self.open_blob(digest)?;
         let path = self.blob_path(digest);
         let size = f.metadata().ctx("inspecting", &path)?.len();
-        if size > MAX_MANIFEST_BYTES as u64 {
+        if size > MAX_MANIFEST_BYTES as u64 && !must_parse {
             return Ok(Vec::new());
         }
-        let mut first = [0u8; 1];
-        if f.read(&mut first).ctx("reading", &path)? == 0 || first[0] != b'{' {
-            return Ok(Vec::new());
+        let mut bytes = Vec::new();
+        (&mut f)
+            .take(MAX_MANIFEST_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .ctx("reading", &path)?;
+        let parsed = if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+            Document::parse(media_type, &bytes)
+        } else {
+            Document::parse(media_type, b"not json")
+        };
+        match parsed {
+            Ok(doc) => Ok(doc.children().into_iter().cloned().collect()),
+            Err(source) if must_parse => Err(Error::BadManifest {
+                digest: digest.clone(),
+                source,
+            }),
+            Err(_) => Ok(Vec::new()),
         }
-        let mut bytes = vec![b'{'];
-        f.read_to_end(&mut bytes).ctx("reading", &path)?;
-        Ok(match Document::parse(None, &bytes) {
-            Ok(doc) => doc
-                .children()
-                .into_iter()
-                .map(|d| d.digest.clone())
-                .collect(),
-            Err(_) => Vec::new(),
-        })
     }
 
     fn gc_ingests(&self, max_age: Duration, report: &mut GcReport) -> Result<()> {
@@ -400,6 +422,18 @@ impl Store {
             if lock.try_lock().is_err() {
                 continue; // a writer is active
             }
+            // Between our open and our lock, a writer may have committed and
+            // another started afresh: act only on what we locked, as it is now.
+            let same = match (lock.metadata(), fs::metadata(&lock_path)) {
+                (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+                _ => false,
+            };
+            let Some(status) = Store::status_of(&path)?.filter(|_| same) else {
+                continue;
+            };
+            if now.duration_since(status.updated).unwrap_or_default() < max_age {
+                continue;
+            }
             report.freed_bytes += status.offset;
             writer::remove_ingest_dir(&path)?;
             tracing::debug!(reference = %status.reference, "gc removed ingest");
@@ -429,7 +463,17 @@ impl Store {
         let ref_path = dir.join("ref");
         let (reference, started) = match fs::read_to_string(&ref_path) {
             Ok(r) => {
-                let meta = fs::metadata(&ref_path).ctx("inspecting", &ref_path)?;
+                let meta = match fs::metadata(&ref_path) {
+                    Ok(m) => m,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                    Err(source) => {
+                        return Err(Error::Io {
+                            op: "inspecting",
+                            path: ref_path,
+                            source,
+                        });
+                    }
+                };
                 (r, meta.modified().unwrap_or(SystemTime::UNIX_EPOCH))
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -442,6 +486,10 @@ impl Store {
             }
         };
         let data = dir.join("data");
+        // A writer may remove the directory between our reads.
+        if !ref_path.exists() {
+            return Ok(None);
+        }
         let offset = match fs::metadata(&data) {
             Ok(m) => m.len(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => 0,

@@ -2,7 +2,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
@@ -100,6 +100,11 @@ pub struct Writer {
     _lock: File,
     /// Bytes accepted, buffered ones included.
     offset: u64,
+    /// Bytes on disk. Writes go to this position (`pwrite`), so a write that
+    /// failed half-way is overwritten by the retry, never appended to.
+    flushed: u64,
+    /// The store directory, for its gc lock.
+    store: PathBuf,
     total: Option<u64>,
     buf: Vec<u8>,
     hasher: Hasher,
@@ -113,17 +118,30 @@ impl Writer {
     pub(crate) fn resume(
         reference: String,
         dir: PathBuf,
-        blobs: PathBuf,
+        store: PathBuf,
         lock: File,
     ) -> Result<Writer> {
         let data_path = dir.join("data");
-        let mut data = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&data_path)
-            .ctx("opening", &data_path)?;
+        let open = || {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&data_path)
+        };
+        let mut data = match open() {
+            // A commit killed between chmod 0444 and rename leaves a
+            // read-only data file; it is still ours to finish.
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                fs::set_permissions(&data_path, fs::Permissions::from_mode(0o600))
+                    .ctx("opening", &data_path)?;
+                open()
+            }
+            other => other,
+        }
+        .ctx("opening", &data_path)?;
+        let blobs = store.join("blobs");
         let total = read_total(&dir)?;
         let writer_handle = data.try_clone().ctx("opening", &data_path)?;
         let mut w = Writer {
@@ -134,6 +152,8 @@ impl Writer {
             data: writer_handle,
             _lock: lock,
             offset: 0,
+            flushed: 0,
+            store,
             total,
             buf: Vec::with_capacity(CHUNK),
             hasher: Hasher::Inline(Digester::new(Algorithm::Sha256)),
@@ -156,6 +176,7 @@ impl Writer {
             let n = read_full(data, &mut chunk).ctx("reading", &path)?;
             chunk.truncate(n);
             self.offset += n as u64;
+            self.flushed += n as u64;
             self.buf = chunk;
             if n < CHUNK {
                 break;
@@ -209,11 +230,13 @@ impl Writer {
     pub fn truncate(&mut self, size: u64) -> Result<()> {
         self.flush_buffer()?;
         let size = size.min(self.offset);
+        // Nothing changes if this fails.
+        self.data.set_len(size).ctx("truncating", &self.data_path)?;
         // Stops the hashing thread; its state is of no use after truncation.
         let _ = self.take_digester();
-        self.data.set_len(size).ctx("truncating", &self.data_path)?;
-        self.offset = 0;
         self.hasher = Hasher::Inline(Digester::new(Algorithm::Sha256));
+        self.offset = 0;
+        self.flushed = 0;
         let mut data = self.data.try_clone().ctx("opening", &self.data_path)?;
         data.seek(SeekFrom::Start(0))
             .ctx("seeking", &self.data_path)?;
@@ -225,6 +248,11 @@ impl Writer {
     pub fn ingest_from(&mut self, reader: &mut dyn Read) -> Result<u64> {
         let mut copied = 0u64;
         loop {
+            if self.buf.len() == CHUNK {
+                // Left full by a failed flush: a read into no room would
+                // look like the end of the input.
+                self.flush_buffer()?;
+            }
             let start = self.buf.len();
             self.buf.resize(CHUNK, 0);
             let n = match reader.read(&mut self.buf[start..]) {
@@ -273,11 +301,15 @@ impl Writer {
             return Ok(());
         }
         self.data
-            .write_all(&self.buf)
+            .write_all_at(&self.buf, self.flushed)
             .ctx("writing", &self.data_path)?;
+        self.flushed += self.buf.len() as u64;
         self.hash_full_buffer();
         if self.last_touch.elapsed().as_secs() >= 1 {
-            self.touch()?;
+            // Only gc's idea of age depends on it: never fail a write for it.
+            if let Err(e) = self.touch() {
+                tracing::debug!(error = %e, "cannot update updatedat");
+            }
         }
         Ok(())
     }
@@ -377,19 +409,41 @@ impl Writer {
             }
         }
         self.data.sync_all().ctx("syncing", &self.data_path)?;
+        let on_disk = self.data.metadata().ctx("inspecting", &self.data_path)?;
+        if on_disk.len() != size {
+            self.discard()?;
+            return Err(Error::Inconsistent {
+                reference: self.reference.clone(),
+                on_disk: on_disk.len(),
+                written: size,
+            });
+        }
+        // Publishing and gc exclude each other, so a blob committed while gc
+        // runs is never swept by it.
+        let _gc = fsutil::gc_lock(&self.store, false)?;
+        match fs::symlink_metadata(&self.data_path) {
+            Ok(m) if m.ino() == on_disk.ino() && m.dev() == on_disk.dev() => {}
+            _ => {
+                self.done = true;
+                return Err(Error::IngestLost {
+                    reference: self.reference.clone(),
+                });
+            }
+        }
         let dir = self.blobs.join(digest.algorithm().as_str());
         let target = dir.join(digest.encoded());
-        if target.exists() {
-            tracing::debug!(%digest, reference = %self.reference, "blob exists; dropping the ingest");
-        } else {
-            self.data
-                .set_permissions(fs::Permissions::from_mode(0o444))
-                .ctx("making read-only", &self.data_path)?;
-            fs::rename(&self.data_path, &target).ctx("publishing", &target)?;
-            fsutil::fsync_dir(&dir)?;
-            tracing::debug!(%digest, size, reference = %self.reference, "committed blob");
+        self.data
+            .set_permissions(fs::Permissions::from_mode(0o444))
+            .ctx("making read-only", &self.data_path)?;
+        // Over an existing copy too: the same verified bytes, and it repairs
+        // a copy that fsck found corrupt.
+        fs::rename(&self.data_path, &target).ctx("publishing", &target)?;
+        fsutil::fsync_dir(&dir)?;
+        tracing::debug!(%digest, size, reference = %self.reference, "committed blob");
+        // The blob is published: failing to tidy up is not the caller's error.
+        if let Err(e) = self.discard() {
+            tracing::warn!(error = %e, reference = %self.reference, "cannot remove the finished ingest");
         }
-        self.discard()?;
         Ok(digest)
     }
 
@@ -409,14 +463,17 @@ impl Writer {
     }
 }
 
+static TRASH_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Removes an ingest directory: first renamed aside (atomic), then deleted.
 pub(crate) fn remove_ingest_dir(dir: &Path) -> Result<()> {
     let parent = dir.parent().expect("ingest directories have a parent");
     let name = dir.file_name().expect("ingest directories have a name");
     let trash = parent.join(format!(
-        ".trash-{}-{}",
+        ".trash-{}-{}-{}",
         name.to_string_lossy(),
-        std::process::id()
+        std::process::id(),
+        TRASH_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     match fs::rename(dir, &trash) {
         Ok(()) => {}
@@ -429,8 +486,15 @@ pub(crate) fn remove_ingest_dir(dir: &Path) -> Result<()> {
             });
         }
     }
-    fs::remove_dir_all(&trash).ctx("removing", &trash)?;
-    fsutil::fsync_dir(parent)
+    match fs::remove_dir_all(&trash) {
+        // gc may sweep a trash directory at the same time: gone is gone.
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::Io {
+            op: "removing",
+            path: trash,
+            source: e,
+        }),
+        _ => fsutil::fsync_dir(parent),
+    }
 }
 
 pub(crate) fn read_total(dir: &Path) -> Result<Option<u64>> {

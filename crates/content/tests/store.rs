@@ -435,3 +435,110 @@ fn a_failing_source_is_reported_and_keeps_what_was_read() {
     drop(w);
     assert_eq!(store.status("net").unwrap().unwrap().offset, 2500);
 }
+
+#[test]
+fn bytes_added_behind_the_writers_back_are_caught_at_commit() {
+    let (_t, store) = store();
+    let mut w = store.writer("tampered").unwrap();
+    w.write_all(b"honest").unwrap();
+    w.flush().unwrap();
+    let data = store
+        .path()
+        .join("ingest")
+        .join(Digest::of_bytes(b"tampered").encoded())
+        .join("data");
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&data)
+        .unwrap()
+        .write_all(b"+evil")
+        .unwrap();
+    let err = w.commit(None, None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "ingest \"tampered\" holds 11 bytes on disk, but 6 were written"
+    );
+    assert!(store.list().unwrap().is_empty());
+}
+
+#[test]
+fn an_ingest_removed_under_its_writer_is_not_published() {
+    let (_t, store) = store();
+    let mut w = store.writer("lost").unwrap();
+    w.write_all(b"bytes").unwrap();
+    w.flush().unwrap();
+    let dir = store
+        .path()
+        .join("ingest")
+        .join(Digest::of_bytes(b"lost").encoded());
+    fs::remove_dir_all(&dir).unwrap();
+    let err = w.commit(None, None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "ingest \"lost\" was removed while it was being written"
+    );
+    assert!(store.list().unwrap().is_empty());
+}
+
+#[test]
+fn gc_stops_at_a_manifest_that_does_not_parse_rather_than_sweep_its_children() {
+    let (_t, store) = store();
+    let layer = store.write_blob(b"layer", None).unwrap();
+    let broken = store
+        .write_blob(b"{\"schemaVersion\":2,\"config\":", None)
+        .unwrap();
+    let mut entry = Descriptor::new(MediaType::OciManifest, broken.clone(), 30);
+    entry.platform = Some(pluginctl_oci::Platform::host());
+    let index = pluginctl_oci::Index {
+        schema_version: 2,
+        media_type: Some(MediaType::OciIndex),
+        artifact_type: None,
+        manifests: vec![entry],
+        subject: None,
+        annotations: None,
+    };
+    let root = store.write_blob(&index.to_vec(), None).unwrap();
+    let err = store.gc(&[root], Duration::ZERO).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("blob {broken} is not a valid manifest")
+    );
+    assert!(
+        store.contains(&layer).unwrap(),
+        "nothing is swept when gc stops"
+    );
+}
+
+#[test]
+fn gc_follows_a_root_manifest_with_leading_whitespace() {
+    let (_t, store) = store();
+    let layer = store.write_blob(b"layer", None).unwrap();
+    let config = store.write_blob(b"{}", None).unwrap();
+    let manifest = Manifest::docker(
+        Descriptor::new(MediaType::Plugin, config.clone(), 2),
+        vec![Descriptor::new(
+            MediaType::DockerLayerGzip,
+            layer.clone(),
+            5,
+        )],
+    );
+    let mut bytes = b" \n".to_vec();
+    bytes.extend_from_slice(&manifest.to_vec());
+    let root = store.write_blob(&bytes, None).unwrap();
+    let report = store.gc(&[root], Duration::ZERO).unwrap();
+    assert!(report.removed.is_empty(), "{report:?}");
+    assert_eq!(report.kept, 3);
+}
+
+#[test]
+fn recommitting_repairs_a_corrupt_copy() {
+    let (_t, store) = store();
+    let d = store.write_blob(b"precious", None).unwrap();
+    corrupt(&store, &d, b"prexious");
+    assert_eq!(store.fsck().unwrap().corrupt.len(), 1);
+    let mut w = store.writer("repair").unwrap();
+    w.write_all(b"precious").unwrap();
+    w.commit(Some(8), Some(&d)).unwrap();
+    assert_eq!(store.fsck().unwrap().corrupt, vec![]);
+    assert_eq!(store.read_all(&d, 8).unwrap(), b"precious");
+}

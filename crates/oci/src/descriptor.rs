@@ -181,14 +181,16 @@ impl Platform {
         }
         match (&want.variant, &have.variant) {
             (None, None) => Some(100),
-            // No wanted variant: any variant of the architecture will do.
-            (None, Some(_)) => Some(50),
+            // No variant wanted and none is the default (amd64, …): the
+            // baseline variants run on every CPU of the architecture; v3 and
+            // up need instructions this host may lack.
+            (None, Some(v)) if matches!(v.as_str(), "v1" | "v2") => Some(50),
             (Some(w), Some(h)) if w == h => Some(100),
             (Some(_), None) => Some(60),
             (Some(w), Some(h)) if want.architecture == "arm" => {
                 let level = |v: &str| v.trim_start_matches('v').parse::<u32>().ok();
                 match (level(w), level(h)) {
-                    (Some(w), Some(h)) if h < w => Some(90 - (w - h)),
+                    (Some(w), Some(h)) if h < w => 90u32.checked_sub(w - h),
                     _ => None,
                 }
             }
@@ -279,7 +281,9 @@ mod tests {
         assert_eq!(rank("linux/arm/v7", "linux/arm/v7"), Some(100));
         assert_eq!(rank("linux/arm/v7", "linux/arm/v6"), Some(89));
         assert_eq!(rank("linux/arm/v6", "linux/arm/v7"), None);
-        assert_eq!(rank("linux/amd64", "linux/amd64/v3"), Some(50));
+        assert_eq!(rank("linux/amd64", "linux/amd64/v2"), Some(50));
+        assert_eq!(rank("linux/amd64", "linux/amd64/v3"), None);
+        assert_eq!(rank("linux/arm/v99", "linux/arm/v7"), None);
     }
 
     #[test]

@@ -104,6 +104,8 @@ pub(crate) type Shape = &'static [(&'static str, Child)];
 pub(crate) enum Child {
     /// A scalar, or a value whose keys are not folded.
     Leaf,
+    /// A Go slice or pointer: a `null` resets it to nil (`None`).
+    Nullable,
     /// An object of the given shape.
     Object(Shape),
     /// An array of objects of the given shape.
@@ -125,7 +127,12 @@ pub(crate) fn fold_keys(value: Value, shape: Shape) -> Value {
             continue;
         };
         let v = match (child, v) {
-            // A null leaves the field as it was, as Go does for non-pointers.
+            // Go: a null resets a slice or pointer, and leaves anything else as
+            // it was.
+            (Child::Nullable | Child::Array(_), Value::Null) => {
+                out.shift_remove(*canonical);
+                continue;
+            }
             (_, Value::Null) => continue,
             (Child::Object(inner), v) => fold_keys(v, inner),
             (Child::Array(inner), Value::Array(items)) => {
@@ -154,6 +161,7 @@ mod tests {
     #[test]
     fn folding_is_case_insensitive_and_last_wins() {
         const INNER: Shape = &[("Type", Child::Leaf)];
+        const LISTS: Shape = &[("Caps", Child::Nullable), ("List", Child::Array(INNER))];
         const OUTER: Shape = &[
             ("Name", Child::Leaf),
             ("Network", Child::Object(INNER)),
@@ -169,5 +177,9 @@ mod tests {
         );
         let v: Value = serde_json::from_str(r#"{"Name":"a","name":null}"#).unwrap();
         assert_eq!(fold_keys(v, OUTER).to_string(), r#"{"Name":"a"}"#);
+        // A null resets a slice, as Go sets it to nil.
+        let v: Value =
+            serde_json::from_str(r#"{"Caps":["A"],"caps":null,"List":[{}],"list":null}"#).unwrap();
+        assert_eq!(fold_keys(v, LISTS).to_string(), "{}");
     }
 }

@@ -137,6 +137,12 @@ impl Document {
         }
         match kind {
             Kind::Manifest => {
+                if raw.manifests.is_some() {
+                    return Err(Error::UnexpectedField {
+                        what: "manifest",
+                        field: "manifests",
+                    });
+                }
                 let config = raw.config.ok_or(Error::MissingField {
                     what: "manifest",
                     field: "config",

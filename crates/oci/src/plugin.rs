@@ -185,44 +185,44 @@ pub struct PluginRootfs {
 const ARGS: Shape = &[
     ("Description", Child::Leaf),
     ("Name", Child::Leaf),
-    ("Settable", Child::Leaf),
-    ("Value", Child::Leaf),
+    ("Settable", Child::Nullable),
+    ("Value", Child::Nullable),
 ];
 const ENV: Shape = ARGS;
 const INTERFACE: Shape = &[
     ("ProtocolScheme", Child::Leaf),
     ("Socket", Child::Leaf),
-    ("Types", Child::Leaf),
+    ("Types", Child::Nullable),
 ];
 const DEVICE: Shape = &[
     ("Description", Child::Leaf),
     ("Name", Child::Leaf),
-    ("Path", Child::Leaf),
-    ("Settable", Child::Leaf),
+    ("Path", Child::Nullable),
+    ("Settable", Child::Nullable),
 ];
 const LINUX: Shape = &[
     ("AllowAllDevices", Child::Leaf),
-    ("Capabilities", Child::Leaf),
+    ("Capabilities", Child::Nullable),
     ("Devices", Child::Array(DEVICE)),
 ];
 const MOUNT: Shape = &[
     ("Description", Child::Leaf),
     ("Destination", Child::Leaf),
     ("Name", Child::Leaf),
-    ("Options", Child::Leaf),
-    ("Settable", Child::Leaf),
-    ("Source", Child::Leaf),
+    ("Options", Child::Nullable),
+    ("Settable", Child::Nullable),
+    ("Source", Child::Nullable),
     ("Type", Child::Leaf),
 ];
 const NETWORK: Shape = &[("Type", Child::Leaf)];
 const USER: Shape = &[("GID", Child::Leaf), ("UID", Child::Leaf)];
-const ROOTFS: Shape = &[("diff_ids", Child::Leaf), ("type", Child::Leaf)];
+const ROOTFS: Shape = &[("diff_ids", Child::Nullable), ("type", Child::Leaf)];
 const CONFIG: Shape = &[
     ("Args", Child::Object(ARGS)),
     ("Description", Child::Leaf),
     ("DockerVersion", Child::Leaf),
     ("Documentation", Child::Leaf),
-    ("Entrypoint", Child::Leaf),
+    ("Entrypoint", Child::Nullable),
     ("Env", Child::Array(ENV)),
     ("Interface", Child::Object(INTERFACE)),
     ("IpcHost", Child::Leaf),
