@@ -1,0 +1,175 @@
+//! Layer decompression: detected by magic bytes, bounded.
+
+use std::cell::Cell;
+use std::io::{self, Cursor, Read};
+use std::rc::Rc;
+
+use pluginctl_oci::{Compression, MediaType};
+
+use crate::{Error, Result};
+
+/// Bounds on decompression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Decompressed bytes in all.
+    pub max_bytes: u64,
+    /// Decompressed bytes per compressed byte, checked once past
+    /// `ratio_grace` bytes of output.
+    pub max_ratio: u64,
+    /// Output below which the ratio is not checked.
+    pub ratio_grace: u64,
+    /// log2 of the largest zstd window accepted (27 = 128 MiB).
+    pub zstd_window_log_max: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_bytes: 256 << 30,
+            max_ratio: 4096,
+            ratio_grace: 64 << 20,
+            zstd_window_log_max: 27,
+        }
+    }
+}
+
+/// The compression the first bytes of a stream show.
+///
+/// gzip (`1f 8b`) and zstd (`28 b5 2f fd`) by magic; plain tar when the
+/// first 512 bytes are a header with a valid checksum, a zero block, or the
+/// stream is empty. Anything else is `None`.
+pub fn detect(prefix: &[u8]) -> Option<Compression> {
+    if prefix.starts_with(&[0x1f, 0x8b]) {
+        return Some(Compression::Gzip);
+    }
+    if prefix.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        return Some(Compression::Zstd);
+    }
+    if prefix.is_empty() {
+        return Some(Compression::None);
+    }
+    if prefix.len() >= 512 {
+        let block = &prefix[..512];
+        if block.iter().all(|&b| b == 0) {
+            return Some(Compression::None);
+        }
+        let sum: u64 = block
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    u64::from(c)
+                }
+            })
+            .sum();
+        let field: String = block[148..156]
+            .iter()
+            .map(|&c| char::from(c))
+            .filter(char::is_ascii_digit)
+            .collect();
+        if u64::from_str_radix(&field, 8).ok() == Some(sum) {
+            return Some(Compression::None);
+        }
+    }
+    None
+}
+
+/// Checks a layer media type and returns the compression it declares.
+pub fn for_media_type(mt: &MediaType) -> Result<Compression> {
+    mt.layer_compression()
+        .ok_or_else(|| Error::UnsupportedMediaType(mt.to_string()))
+}
+
+/// Wraps `input` in the decoder its first bytes call for, bounded by
+/// `limits`. The returned reader yields tar bytes.
+pub fn decompress<'a, R: Read + 'a>(mut input: R, limits: &Limits) -> Result<Box<dyn Read + 'a>> {
+    let mut prefix = Vec::with_capacity(512);
+    (&mut input)
+        .take(512)
+        .read_to_end(&mut prefix)
+        .map_err(Error::Read)?;
+    let kind = detect(&prefix).ok_or_else(|| {
+        let shown: Vec<String> = prefix.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        Error::UnknownCompression(shown.join(" "))
+    })?;
+    let consumed = Rc::new(Cell::new(0u64));
+    let counted = Counting {
+        inner: Cursor::new(prefix).chain(input),
+        count: Rc::clone(&consumed),
+    };
+    let decoded: Box<dyn Read + 'a> = match kind {
+        Compression::None => Box::new(counted),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
+            io::BufReader::with_capacity(256 << 10, counted),
+        )),
+        Compression::Zstd => {
+            let mut d = zstd::stream::read::Decoder::new(counted).map_err(Error::Read)?;
+            d.window_log_max(limits.zstd_window_log_max)
+                .map_err(Error::Read)?;
+            Box::new(d)
+        }
+    };
+    Ok(Box::new(Bounded {
+        inner: decoded,
+        out: 0,
+        consumed,
+        limits: *limits,
+        check_ratio: kind != Compression::None,
+    }))
+}
+
+struct Counting<R> {
+    inner: R,
+    count: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
+}
+
+struct Bounded<R> {
+    inner: R,
+    out: u64,
+    consumed: Rc<Cell<u64>>,
+    limits: Limits,
+    check_ratio: bool,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf).map_err(|e| {
+            // zstd says "Frame requires too much memory" for a big window.
+            if e.to_string().contains("too much memory") {
+                io::Error::other(Error::Limit(format!(
+                    "zstd window is larger than 2^{} bytes",
+                    self.limits.zstd_window_log_max
+                )))
+            } else {
+                e
+            }
+        })?;
+        self.out += n as u64;
+        if self.out > self.limits.max_bytes {
+            return Err(io::Error::other(Error::Limit(format!(
+                "decompressed layer is larger than {} bytes",
+                self.limits.max_bytes
+            ))));
+        }
+        if self.check_ratio && self.out > self.limits.ratio_grace {
+            let consumed = self.consumed.get().max(1);
+            if self.out / consumed > self.limits.max_ratio {
+                return Err(io::Error::other(Error::Limit(format!(
+                    "compression ratio above {}:1 ({} bytes from {consumed})",
+                    self.limits.max_ratio, self.out
+                ))));
+            }
+        }
+        Ok(n)
+    }
+}

@@ -1,0 +1,567 @@
+//! Applying layers to a directory, confined to it, with OCI whiteouts.
+//!
+//! Every path is resolved from a file descriptor of the root with
+//! `openat2(RESOLVE_IN_ROOT)`: `..` and symlinks in parent components are
+//! resolved as if the root were `/`, so nothing the tar says can reach
+//! outside it. The last component is never followed: files are created with
+//! `O_EXCL | O_NOFOLLOW`, metadata is set on the created file's descriptor or
+//! with `AT_SYMLINK_NOFOLLOW`. On a kernel without `openat2` (before 5.6), a
+//! symlink in a parent component is refused instead.
+
+use std::collections::HashSet;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Timestamps};
+use rustix::io::Errno;
+
+use crate::decompress::{self, decompress};
+use crate::path::{clean, join};
+use crate::tar::{self, Header, Kind, Reader};
+use crate::whiteout::{self, Name};
+use crate::{Error, Result};
+
+/// How to apply layers.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Create device nodes; refused otherwise (a plugin has no use for them).
+    pub allow_devices: bool,
+    /// Set numeric owners from the tar; `None` means when running as root.
+    pub preserve_owners: Option<bool>,
+    /// Bounds on the tar stream.
+    pub tar_limits: tar::Limits,
+    /// Bounds on decompression.
+    pub decompress_limits: decompress::Limits,
+}
+
+/// What applying did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Tar entries read (whiteouts included).
+    pub entries: u64,
+    /// Regular files written.
+    pub files: u64,
+    /// File bytes written.
+    pub bytes: u64,
+    /// Whiteouts applied (opaque markers included).
+    pub whiteouts: u64,
+}
+
+/// Applies one layer (plain, gzip or zstd tar) to the directory `root`.
+pub fn apply_layer(root: &Path, layer: impl Read, options: &Options) -> Result<Stats> {
+    let root_fd = rfs::open(
+        root,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::Io {
+        op: "opening",
+        path: root.to_owned(),
+        source: e.into(),
+    })?;
+    let owners = options
+        .preserve_owners
+        .unwrap_or_else(|| rustix::process::geteuid().is_root());
+    let root_dev = rfs::fstat(&root_fd)
+        .map_err(|e| Error::Io {
+            op: "inspecting",
+            path: root.to_owned(),
+            source: e.into(),
+        })?
+        .st_dev;
+    let mut applier = Applier {
+        root: root_fd,
+        root_dev,
+        options,
+        owners,
+        created: HashSet::new(),
+        dirs: Vec::new(),
+        stats: Stats::default(),
+        buf: vec![0u8; 256 << 10],
+    };
+    let input = decompress(layer, &options.decompress_limits)?;
+    let mut reader = Reader::new(input, options.tar_limits);
+    while let Some(header) = next(&mut reader)? {
+        applier.stats.entries += 1;
+        applier.entry(&header, &mut reader)?;
+    }
+    applier.finish_dirs()?;
+    Ok(applier.stats)
+}
+
+/// Applies layers in order, lowest first.
+pub fn apply_layers<R: Read>(
+    root: &Path,
+    layers: impl IntoIterator<Item = R>,
+    options: &Options,
+) -> Result<Stats> {
+    let mut total = Stats::default();
+    for layer in layers {
+        let s = apply_layer(root, layer, options)?;
+        total.entries += s.entries;
+        total.files += s.files;
+        total.bytes += s.bytes;
+        total.whiteouts += s.whiteouts;
+    }
+    Ok(total)
+}
+
+/// Reads the next header, turning errors raised inside the decoder back
+/// into this crate's errors.
+fn next<R: Read>(reader: &mut Reader<R>) -> Result<Option<Header>> {
+    reader.next_header().map_err(unwrap_io)
+}
+
+fn unwrap_io(e: Error) -> Error {
+    match e {
+        Error::Read(io) => match io.get_ref().and_then(|i| i.downcast_ref::<Error>()) {
+            Some(_) => *io
+                .into_inner()
+                .expect("checked above")
+                .downcast::<Error>()
+                .expect("checked above"),
+            None => Error::Read(io),
+        },
+        other => other,
+    }
+}
+
+struct Applier<'a> {
+    root: OwnedFd,
+    root_dev: u64,
+    options: &'a Options,
+    owners: bool,
+    /// Cleaned paths this layer wrote, with all their ancestors.
+    created: HashSet<Vec<u8>>,
+    /// Directories whose metadata is set once their children are in.
+    dirs: Vec<(Vec<u8>, Header)>,
+    stats: Stats,
+    buf: Vec<u8>,
+}
+
+fn entry_err(h: &Header, reason: impl Into<String>) -> Error {
+    Error::Entry {
+        path: h.display_path(),
+        reason: reason.into(),
+    }
+}
+
+fn io_err<'a>(h: &'a Header, op: &'static str) -> impl FnOnce(Errno) -> Error + 'a {
+    move |e| Error::EntryIo {
+        path: h.display_path(),
+        op,
+        source: e.into(),
+    }
+}
+
+impl Applier<'_> {
+    fn entry<R: Read>(&mut self, h: &Header, reader: &mut Reader<R>) -> Result<()> {
+        let parts = clean(&h.path).map_err(|r| entry_err(h, r))?;
+        let Some((&base, parent)) = parts.split_last() else {
+            return if h.kind == Kind::Dir {
+                // The root's own entry ("./"): the target keeps its metadata.
+                Ok(())
+            } else {
+                Err(entry_err(h, "a non-directory entry for the root itself"))
+            };
+        };
+        if parent.iter().any(|c| c.starts_with(whiteout::META_PREFIX)) {
+            // Inside AUFS metadata (`.wh..wh.plnk/…`): not part of the tree.
+            return Ok(());
+        }
+        match whiteout::classify(base) {
+            Name::Meta => return Ok(()),
+            Name::Opaque => {
+                self.stats.whiteouts += 1;
+                let dir = self.open_parent(h, parent, false)?;
+                if let Some(dir) = dir {
+                    let mut prefix = join(parent);
+                    if !prefix.is_empty() {
+                        prefix.push(b'/');
+                    }
+                    self.prune(h, dir.as_fd(), &mut prefix)?;
+                }
+                return Ok(());
+            }
+            Name::Delete(target) => {
+                self.stats.whiteouts += 1;
+                if target.is_empty() || target == b"." || target == b".." {
+                    return Err(entry_err(
+                        h,
+                        "a whiteout must name an entry, not '.', '..' or the directory itself",
+                    ));
+                }
+                let mut full: Vec<&[u8]> = parent.to_vec();
+                full.push(target);
+                let Some(dir) = self.open_parent(h, parent, false)? else {
+                    return Ok(());
+                };
+                let mut path = join(&full);
+                if !self.created.contains(&path) {
+                    self.remove(h, dir.as_fd(), target)?;
+                } else if let Ok(sub) = rfs::openat(
+                    &dir,
+                    target,
+                    OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                ) {
+                    // This layer wrote the directory too: its own content
+                    // stays, what lower layers had under it goes.
+                    path.push(b'/');
+                    self.prune(h, sub.as_fd(), &mut path)?;
+                }
+                return Ok(());
+            }
+            Name::Plain => {}
+        }
+        let dir = self
+            .open_parent(h, parent, true)?
+            .expect("created when missing");
+        self.mark_created(&parts);
+        match rfs::statat(&dir, base, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => {
+                let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+                if !(is_dir && h.kind == Kind::Dir) {
+                    self.remove(h, dir.as_fd(), base)?;
+                }
+            }
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(io_err(h, "inspecting the existing file")(e)),
+        }
+        match h.kind {
+            Kind::File => self.file(h, dir.as_fd(), base, reader),
+            Kind::Dir => {
+                match rfs::mkdirat(&dir, base, Mode::from_raw_mode(0o700)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(io_err(h, "creating the directory")(e)),
+                }
+                self.dirs.push((join(&parts), h.clone()));
+                Ok(())
+            }
+            Kind::Symlink => {
+                rfs::symlinkat(&h.link[..], &dir, base)
+                    .map_err(io_err(h, "creating the symlink"))?;
+                self.link_metadata(h, dir.as_fd(), base)
+            }
+            Kind::Hardlink => self.hardlink(h, dir.as_fd(), base),
+            Kind::CharDevice | Kind::BlockDevice | Kind::Fifo => {
+                let ft = match h.kind {
+                    Kind::CharDevice => FileType::CharacterDevice,
+                    Kind::BlockDevice => FileType::BlockDevice,
+                    _ => FileType::Fifo,
+                };
+                if ft != FileType::Fifo && !self.options.allow_devices {
+                    return Err(entry_err(h, "device nodes are not allowed"));
+                }
+                let dev = rfs::makedev(h.dev_major, h.dev_minor);
+                rfs::mknodat(&dir, base, ft, Mode::from_raw_mode(0o600), dev)
+                    .map_err(io_err(h, "creating the node"))?;
+                self.link_metadata(h, dir.as_fd(), base)?;
+                rfs::chmodat(&dir, base, mode_of(h), AtFlags::empty())
+                    .map_err(io_err(h, "setting the mode"))
+            }
+        }
+    }
+
+    fn file<R: Read>(
+        &mut self,
+        h: &Header,
+        dir: BorrowedFd<'_>,
+        base: &[u8],
+        reader: &mut Reader<R>,
+    ) -> Result<()> {
+        let fd = rfs::openat(
+            dir,
+            base,
+            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(io_err(h, "creating the file"))?;
+        let mut file = std::fs::File::from(fd);
+        let mut data = reader.data();
+        let mut written = 0u64;
+        loop {
+            let n = match data.read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(unwrap_io(Error::Read(e))),
+            };
+            file.write_all(&self.buf[..n]).map_err(|e| Error::EntryIo {
+                path: h.display_path(),
+                op: "writing the file",
+                source: e,
+            })?;
+            written += n as u64;
+        }
+        self.stats.files += 1;
+        self.stats.bytes += written;
+        self.fd_metadata(h, file.as_fd())
+    }
+
+    fn hardlink(&mut self, h: &Header, dir: BorrowedFd<'_>, base: &[u8]) -> Result<()> {
+        let target =
+            clean(&h.link).map_err(|_| entry_err(h, "its hardlink target leaves the root"))?;
+        let Some((&tbase, tparent)) = target.split_last() else {
+            return Err(entry_err(h, "a hardlink to the root"));
+        };
+        let tdir = match self.resolve_dir(tparent) {
+            Ok(d) => d,
+            Err(Errno::NOENT | Errno::NOTDIR) => {
+                return Err(entry_err(
+                    h,
+                    format!(
+                        "hardlink target {:?} is not extracted",
+                        String::from_utf8_lossy(&h.link)
+                    ),
+                ));
+            }
+            Err(e) => return Err(io_err(h, "resolving the hardlink target")(e)),
+        };
+        match rfs::linkat(&tdir, tbase, dir, base, AtFlags::empty()) {
+            Ok(()) => Ok(()),
+            Err(Errno::NOENT) => Err(entry_err(
+                h,
+                format!(
+                    "hardlink target {:?} is not extracted",
+                    String::from_utf8_lossy(&h.link)
+                ),
+            )),
+            Err(Errno::PERM) => Err(entry_err(h, "hardlink target is a directory")),
+            Err(e) => Err(io_err(h, "creating the hardlink")(e)),
+        }
+    }
+
+    /// Owner, mode, times and xattrs through an open descriptor.
+    fn fd_metadata(&self, h: &Header, fd: BorrowedFd<'_>) -> Result<()> {
+        if self.owners {
+            let (uid, gid) = ids(h)?;
+            rfs::fchown(fd, Some(uid), Some(gid)).map_err(io_err(h, "setting the owner"))?;
+        }
+        // After chown, which clears setuid and setgid.
+        rfs::fchmod(fd, mode_of(h)).map_err(io_err(h, "setting the mode"))?;
+        for (name, value) in &h.xattrs {
+            rfs::fsetxattr(fd, &name[..], value, rfs::XattrFlags::empty())
+                .map_err(io_err(h, "setting an extended attribute"))?;
+        }
+        rfs::futimens(fd, &times(h)).map_err(io_err(h, "setting the times"))
+    }
+
+    /// Owner and times of a symlink or node, without following it.
+    fn link_metadata(&self, h: &Header, dir: BorrowedFd<'_>, base: &[u8]) -> Result<()> {
+        if self.owners {
+            let (uid, gid) = ids(h)?;
+            rfs::chownat(dir, base, Some(uid), Some(gid), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(io_err(h, "setting the owner"))?;
+        }
+        rfs::utimensat(dir, base, &times(h), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(io_err(h, "setting the times"))
+    }
+
+    /// Directory metadata, deepest first, once every child is in place.
+    fn finish_dirs(&mut self) -> Result<()> {
+        let dirs = std::mem::take(&mut self.dirs);
+        for (path, h) in dirs.iter().rev() {
+            let fd = match self
+                .open_in_root(path, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW)
+            {
+                Ok(fd) => fd,
+                // Replaced or removed later in the same layer.
+                Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
+                Err(e) => return Err(io_err(h, "opening the directory")(e)),
+            };
+            self.fd_metadata(h, fd.as_fd())?;
+        }
+        Ok(())
+    }
+
+    fn mark_created(&mut self, parts: &[&[u8]]) {
+        for i in 1..=parts.len() {
+            self.created.insert(join(&parts[..i]));
+        }
+    }
+
+    /// Opens the directory `parent` inside the root; creates missing ones
+    /// (0755, as Docker does) when `create`, else returns `None` if missing.
+    fn open_parent(
+        &mut self,
+        h: &Header,
+        parent: &[&[u8]],
+        create: bool,
+    ) -> Result<Option<OwnedFd>> {
+        match self.resolve_dir(parent) {
+            Ok(fd) => return Ok(Some(fd)),
+            Err(Errno::NOENT) if create => {}
+            Err(Errno::NOENT | Errno::NOTDIR) if !create => return Ok(None),
+            Err(Errno::NOTDIR) => return Err(entry_err(h, "a parent of it is not a directory")),
+            Err(e) => return Err(io_err(h, "opening its parent directory")(e)),
+        }
+        let mut dir = self.root.try_clone().map_err(|e| Error::EntryIo {
+            path: h.display_path(),
+            op: "opening the root",
+            source: e,
+        })?;
+        for i in 0..parent.len() {
+            match self.resolve_dir(&parent[..=i]) {
+                Ok(fd) => dir = fd,
+                Err(Errno::NOENT) => {
+                    match rfs::mkdirat(&dir, parent[i], Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(io_err(h, "creating a parent directory")(e)),
+                    }
+                    self.mark_created(&parent[..=i]);
+                    dir = match self.resolve_dir(&parent[..=i]) {
+                        Ok(fd) => fd,
+                        // It exists, yet does not resolve: a dangling symlink.
+                        Err(Errno::NOENT) => {
+                            return Err(entry_err(
+                                h,
+                                "a parent of it is a symlink to a missing directory",
+                            ));
+                        }
+                        Err(e) => return Err(io_err(h, "opening a parent directory")(e)),
+                    };
+                }
+                Err(Errno::NOTDIR) => {
+                    return Err(entry_err(h, "a parent of it is not a directory"));
+                }
+                Err(e) => return Err(io_err(h, "opening a parent directory")(e)),
+            }
+        }
+        Ok(Some(dir))
+    }
+
+    fn resolve_dir(&self, parts: &[&[u8]]) -> std::result::Result<OwnedFd, Errno> {
+        if parts.is_empty() {
+            return self.root.try_clone().map_err(|_| Errno::MFILE);
+        }
+        self.open_in_root(&join(parts), OFlags::DIRECTORY | OFlags::RDONLY)
+    }
+
+    /// `openat2(root, path, RESOLVE_IN_ROOT)`; without openat2, a walk that
+    /// refuses symlinks.
+    fn open_in_root(&self, path: &[u8], flags: OFlags) -> std::result::Result<OwnedFd, Errno> {
+        let flags = flags | OFlags::CLOEXEC;
+        match rfs::openat2(
+            &self.root,
+            path,
+            flags,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            Err(Errno::NOSYS) => {}
+            other => return other,
+        }
+        let mut dir = self.root.try_clone().map_err(|_| Errno::MFILE)?;
+        let comps: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
+        for (i, c) in comps.iter().enumerate() {
+            let last = i + 1 == comps.len();
+            let f = if last {
+                flags | OFlags::NOFOLLOW
+            } else {
+                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+            };
+            dir = rfs::openat(&dir, *c, f, Mode::empty())?;
+        }
+        Ok(dir)
+    }
+
+    /// OCI opaque directory: remove what lower layers have under `dir`
+    /// except what this layer wrote (and the ancestors of what it wrote).
+    fn prune(&mut self, h: &Header, dir: BorrowedFd<'_>, prefix: &mut Vec<u8>) -> Result<()> {
+        let names = list(dir).map_err(io_err(h, "listing the opaque directory"))?;
+        for name in names {
+            let len = prefix.len();
+            prefix.extend_from_slice(&name);
+            let keep = self.created.contains(prefix.as_slice());
+            if !keep {
+                self.remove(h, dir, &name)?;
+            } else if let Ok(sub) = rfs::openat(
+                dir,
+                &name[..],
+                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                prefix.push(b'/');
+                self.prune(h, sub.as_fd(), prefix)?;
+            }
+            prefix.truncate(len);
+        }
+        Ok(())
+    }
+
+    /// Removes `name` in `dir` (a whole tree for a directory), never
+    /// following symlinks and never crossing into another file system.
+    fn remove(&self, h: &Header, dir: BorrowedFd<'_>, name: &[u8]) -> Result<()> {
+        match rfs::unlinkat(dir, name, AtFlags::empty()) {
+            Ok(()) | Err(Errno::NOENT) => return Ok(()),
+            Err(Errno::ISDIR | Errno::PERM) => {}
+            Err(e) => return Err(io_err(h, "removing an existing file")(e)),
+        }
+        let sub = match rfs::openat(
+            dir,
+            name,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(()),
+            Err(e) => return Err(io_err(h, "opening a directory to remove")(e)),
+        };
+        let st = rfs::fstat(&sub).map_err(io_err(h, "inspecting a directory to remove"))?;
+        if st.st_dev != self.root_dev {
+            return Err(entry_err(h, "refusing to delete across a mount point"));
+        }
+        for child in list(sub.as_fd()).map_err(io_err(h, "listing a directory to remove"))? {
+            self.remove(h, sub.as_fd(), &child)?;
+        }
+        match rfs::unlinkat(dir, name, AtFlags::REMOVEDIR) {
+            Ok(()) | Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(io_err(h, "removing an existing directory")(e)),
+        }
+    }
+}
+
+/// The names in a directory, without `.` and `..`.
+fn list(dir: BorrowedFd<'_>) -> std::result::Result<Vec<Vec<u8>>, Errno> {
+    let fd = rfs::openat(
+        dir,
+        ".",
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut names = Vec::new();
+    for entry in rfs::Dir::read_from(&fd)? {
+        let entry = entry?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push(name.to_vec());
+        }
+    }
+    Ok(names)
+}
+
+fn mode_of(h: &Header) -> Mode {
+    Mode::from_raw_mode(h.mode & 0o7777)
+}
+
+fn ids(h: &Header) -> Result<(rfs::Uid, rfs::Gid)> {
+    let uid =
+        u32::try_from(h.uid).map_err(|_| entry_err(h, format!("uid {} is out of range", h.uid)))?;
+    let gid =
+        u32::try_from(h.gid).map_err(|_| entry_err(h, format!("gid {} is out of range", h.gid)))?;
+    // SAFETY-free: from_raw only wraps the number.
+    Ok((rfs::Uid::from_raw(uid), rfs::Gid::from_raw(gid)))
+}
+
+fn times(h: &Header) -> Timestamps {
+    let t = rfs::Timespec {
+        tv_sec: h.mtime,
+        tv_nsec: i64::from(h.mtime_nsec),
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}
