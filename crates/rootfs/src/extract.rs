@@ -113,7 +113,7 @@ fn next<R: Read>(reader: &mut Reader<R>) -> Result<Option<Header>> {
     reader.next_header().map_err(unwrap_io)
 }
 
-fn unwrap_io(e: Error) -> Error {
+pub(crate) fn unwrap_io(e: Error) -> Error {
     match e {
         Error::Read(io) => match io.get_ref().and_then(|i| i.downcast_ref::<Error>()) {
             Some(_) => *io
@@ -174,9 +174,7 @@ impl Applier<'_> {
             Name::Meta => return Ok(()),
             Name::Opaque => {
                 self.stats.whiteouts += 1;
-                let dir = self.open_parent(h, parent, false)?;
-                if let Some(dir) = dir {
-                    let mut prefix = join(parent);
+                if let Some((dir, mut prefix)) = self.open_parent(h, parent, false)? {
                     if !prefix.is_empty() {
                         prefix.push(b'/');
                     }
@@ -192,12 +190,10 @@ impl Applier<'_> {
                         "a whiteout must name an entry, not '.', '..' or the directory itself",
                     ));
                 }
-                let mut full: Vec<&[u8]> = parent.to_vec();
-                full.push(target);
-                let Some(dir) = self.open_parent(h, parent, false)? else {
+                let Some((dir, parent_real)) = self.open_parent(h, parent, false)? else {
                     return Ok(());
                 };
-                let mut path = join(&full);
+                let mut path = child_path(&parent_real, target);
                 if !self.created.contains(&path) {
                     self.remove(h, dir.as_fd(), target)?;
                 } else if let Ok(sub) = rfs::openat(
@@ -215,10 +211,11 @@ impl Applier<'_> {
             }
             Name::Plain => {}
         }
-        let dir = self
+        let (dir, parent_real) = self
             .open_parent(h, parent, true)?
             .expect("created when missing");
-        self.mark_created(&parts);
+        let real = child_path(&parent_real, base);
+        self.mark_created(&real);
         match rfs::statat(&dir, base, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => {
                 let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
@@ -236,7 +233,7 @@ impl Applier<'_> {
                     Ok(()) | Err(Errno::EXIST) => {}
                     Err(e) => return Err(io_err(h, "creating the directory")(e)),
                 }
-                self.dirs.push((join(&parts), h.clone()));
+                self.dirs.push((real, h.clone()));
                 Ok(())
             }
             Kind::Symlink => {
@@ -307,7 +304,7 @@ impl Applier<'_> {
             return Err(entry_err(h, "a hardlink to the root"));
         };
         let tdir = match self.resolve_dir(tparent) {
-            Ok(d) => d,
+            Ok((d, _)) => d,
             Err(Errno::NOENT | Errno::NOTDIR) => {
                 return Err(entry_err(
                     h,
@@ -362,7 +359,13 @@ impl Applier<'_> {
     /// Directory metadata, deepest first, once every child is in place.
     fn finish_dirs(&mut self) -> Result<()> {
         let dirs = std::mem::take(&mut self.dirs);
+        let mut done: HashSet<&[u8]> = HashSet::new();
+        // Reverse order: children before parents, and of two entries for
+        // one directory the later one wins.
         for (path, h) in dirs.iter().rev() {
+            if !done.insert(path) {
+                continue;
+            }
             let fd = match self
                 .open_in_root(path, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW)
             {
@@ -376,10 +379,15 @@ impl Applier<'_> {
         Ok(())
     }
 
-    fn mark_created(&mut self, parts: &[&[u8]]) {
-        for i in 1..=parts.len() {
-            self.created.insert(join(&parts[..i]));
+    /// Records a real path (no symlinks in it) and its ancestors as written
+    /// by this layer.
+    fn mark_created(&mut self, real: &[u8]) {
+        for (i, &b) in real.iter().enumerate() {
+            if b == b'/' {
+                self.created.insert(real[..i].to_vec());
+            }
         }
+        self.created.insert(real.to_vec());
     }
 
     /// Opens the directory `parent` inside the root; creates missing ones
@@ -389,11 +397,12 @@ impl Applier<'_> {
         h: &Header,
         parent: &[&[u8]],
         create: bool,
-    ) -> Result<Option<OwnedFd>> {
+    ) -> Result<Option<(OwnedFd, Vec<u8>)>> {
         match self.resolve_dir(parent) {
-            Ok(fd) => return Ok(Some(fd)),
+            Ok(found) => return Ok(Some(found)),
             Err(Errno::NOENT) if create => {}
-            Err(Errno::NOENT | Errno::NOTDIR) if !create => return Ok(None),
+            // Nothing to delete under a parent that does not resolve.
+            Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) if !create => return Ok(None),
             Err(Errno::NOTDIR) => return Err(entry_err(h, "a parent of it is not a directory")),
             Err(e) => return Err(io_err(h, "opening its parent directory")(e)),
         }
@@ -402,17 +411,17 @@ impl Applier<'_> {
             op: "opening the root",
             source: e,
         })?;
+        let mut real = Vec::new();
         for i in 0..parent.len() {
             match self.resolve_dir(&parent[..=i]) {
-                Ok(fd) => dir = fd,
+                Ok((fd, r)) => (dir, real) = (fd, r),
                 Err(Errno::NOENT) => {
                     match rfs::mkdirat(&dir, parent[i], Mode::from_raw_mode(0o755)) {
                         Ok(()) | Err(Errno::EXIST) => {}
                         Err(e) => return Err(io_err(h, "creating a parent directory")(e)),
                     }
-                    self.mark_created(&parent[..=i]);
-                    dir = match self.resolve_dir(&parent[..=i]) {
-                        Ok(fd) => fd,
+                    (dir, real) = match self.resolve_dir(&parent[..=i]) {
+                        Ok(found) => found,
                         // It exists, yet does not resolve: a dangling symlink.
                         Err(Errno::NOENT) => {
                             return Err(entry_err(
@@ -422,6 +431,7 @@ impl Applier<'_> {
                         }
                         Err(e) => return Err(io_err(h, "opening a parent directory")(e)),
                     };
+                    self.mark_created(&real);
                 }
                 Err(Errno::NOTDIR) => {
                     return Err(entry_err(h, "a parent of it is not a directory"));
@@ -429,14 +439,42 @@ impl Applier<'_> {
                 Err(e) => return Err(io_err(h, "opening a parent directory")(e)),
             }
         }
-        Ok(Some(dir))
+        Ok(Some((dir, real)))
     }
 
-    fn resolve_dir(&self, parts: &[&[u8]]) -> std::result::Result<OwnedFd, Errno> {
+    /// Opens a directory inside the root and returns it with its real path
+    /// (the path with every symlink resolved, relative to the root).
+    fn resolve_dir(&self, parts: &[&[u8]]) -> std::result::Result<(OwnedFd, Vec<u8>), Errno> {
         if parts.is_empty() {
-            return self.root.try_clone().map_err(|_| Errno::MFILE);
+            return Ok((self.root.try_clone().map_err(|_| Errno::MFILE)?, Vec::new()));
         }
-        self.open_in_root(&join(parts), OFlags::DIRECTORY | OFlags::RDONLY)
+        let path = join(parts);
+        // Usually there is no symlink on the way: then the path is real.
+        match rfs::openat2(
+            &self.root,
+            &path[..],
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
+        ) {
+            Ok(fd) => return Ok((fd, path)),
+            Err(Errno::LOOP | Errno::NOSYS) => {}
+            Err(e) => return Err(e),
+        }
+        let fd = self.open_in_root(&path, OFlags::DIRECTORY | OFlags::RDONLY)?;
+        let real = self.real_path(&fd).unwrap_or(path);
+        Ok((fd, real))
+    }
+
+    /// Where `fd` is, relative to the root, from `/proc/self/fd`.
+    fn real_path(&self, fd: &OwnedFd) -> Option<Vec<u8>> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::ffi::OsStrExt;
+        let of = |fd: i32| std::fs::read_link(format!("/proc/self/fd/{fd}")).ok();
+        let root = of(self.root.as_raw_fd())?;
+        let dir = of(fd.as_raw_fd())?;
+        let rel = dir.strip_prefix(&root).ok()?;
+        Some(rel.as_os_str().as_bytes().to_vec())
     }
 
     /// `openat2(root, path, RESOLVE_IN_ROOT)`; without openat2, a walk that
@@ -520,6 +558,15 @@ impl Applier<'_> {
             Ok(()) | Err(Errno::NOENT) => Ok(()),
             Err(e) => Err(io_err(h, "removing an existing directory")(e)),
         }
+    }
+}
+
+/// `parent/name`, or `name` at the root.
+fn child_path(parent: &[u8], name: &[u8]) -> Vec<u8> {
+    if parent.is_empty() {
+        name.to_vec()
+    } else {
+        [parent, b"/", name].concat()
     }
 }
 

@@ -32,6 +32,7 @@ use std::path::PathBuf;
 
 pub mod decompress;
 pub mod extract;
+pub mod flatten;
 mod path;
 pub mod tar;
 pub mod whiteout;

@@ -306,7 +306,10 @@ fn header() -> impl Strategy<Value = (Header, Vec<u8>)> {
                     h.dev_major = maj;
                     h.dev_minor = min;
                 }
-                h.xattrs = xattrs
+                // Names are unique in a real archive (PAX keys), so here too.
+                let unique: std::collections::BTreeMap<String, Vec<u8>> =
+                    xattrs.into_iter().collect();
+                h.xattrs = unique
                     .into_iter()
                     .map(|(k, v)| (k.into_bytes(), v))
                     .collect();

@@ -164,3 +164,70 @@ fn parse_line(line: &str) -> Result<(Header, Vec<u8>), String> {
     }
     Ok((h, content))
 }
+
+/// A directory tree as text, one sorted line per entry, for comparing trees
+/// in tests: `d path mode`, `f path mode content`, `l path -> target`,
+/// `p path mode` (fifo), `c path` (device). A file that shares its inode
+/// with an earlier line ends with `=earlier/path`. Times are left out.
+pub fn tree(root: &std::path::Path) -> String {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    let mut lines = Vec::new();
+    let mut inodes: std::collections::HashMap<(u64, u64), String> =
+        std::collections::HashMap::new();
+    walk(root, root, &mut |rel, meta, path| {
+        let mode = meta.permissions().mode() & 0o7777;
+        let ft = meta.file_type();
+        lines.push(if ft.is_dir() {
+            format!("d {rel} {mode:o}")
+        } else if ft.is_symlink() {
+            format!(
+                "l {rel} -> {}",
+                std::fs::read_link(path).expect("readlink").display()
+            )
+        } else if ft.is_fifo() {
+            format!("p {rel} {mode:o}")
+        } else if ft.is_char_device() || ft.is_block_device() {
+            format!("c {rel}")
+        } else {
+            let content = String::from_utf8_lossy(&std::fs::read(path).expect("read")).into_owned();
+            let mut line = format!("f {rel} {mode:o} {content}");
+            match inodes.entry((meta.dev(), meta.ino())) {
+                std::collections::hash_map::Entry::Occupied(first) => {
+                    line.push_str(" =");
+                    line.push_str(first.get());
+                }
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(rel.to_owned());
+                }
+            }
+            line
+        });
+    });
+    lines.join("\n")
+}
+
+/// Visits every entry under `dir` in sorted depth-first order, with its
+/// path relative to `base`, without following symlinks.
+pub fn walk(
+    base: &std::path::Path,
+    dir: &std::path::Path,
+    f: &mut dyn FnMut(&str, &std::fs::Metadata, &std::path::Path),
+) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| e.expect("dir entry").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let meta = std::fs::symlink_metadata(&path).expect("lstat");
+        let rel = path
+            .strip_prefix(base)
+            .expect("under base")
+            .to_string_lossy()
+            .into_owned();
+        f(&rel, &meta, &path);
+        if meta.is_dir() {
+            walk(base, &path, f);
+        }
+    }
+}

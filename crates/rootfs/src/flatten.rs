@@ -1,0 +1,531 @@
+//! Flattening: many layers to one tar stream, without a directory.
+//!
+//! The result is exactly the tree that [`extract::apply_layers`] would
+//! build. It is computed in two passes over the layers:
+//!
+//! 1. Headers only: a model of the final tree is built by applying every
+//!    entry with the same rules as extraction (whiteouts, opaque
+//!    directories, replacement, symlinks in parent components resolved
+//!    inside the root, hardlinks sharing an inode). File data is not kept:
+//!    a file node remembers which layer entry holds its bytes.
+//! 2. Output: directories, symlinks and other data-less nodes first (sorted,
+//!    so parents come before children), then the layers are read again and
+//!    each surviving file is written as it streams past, its other names as
+//!    hardlinks right after it.
+//!
+//! Memory is proportional to the number of entries (a few hundred bytes
+//! each), never to the size of the data.
+//!
+//! [`extract::apply_layers`]: crate::extract::apply_layers
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::{Read, Write};
+
+use crate::decompress::{self, decompress};
+use crate::path::clean;
+use crate::tar::{self, Header, Kind, Reader, Writer};
+use crate::whiteout::{self, Name};
+use crate::{Error, Result};
+
+/// Where the layers come from: each can be opened more than once.
+pub trait Layers {
+    /// How many layers there are.
+    fn len(&self) -> usize;
+    /// Whether there are none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Opens layer `i` (lowest first), compressed or not.
+    fn open(&self, i: usize) -> Result<Box<dyn Read + '_>>;
+}
+
+impl<T: AsRef<[u8]>> Layers for [T] {
+    fn len(&self) -> usize {
+        <[T]>::len(self)
+    }
+    fn open(&self, i: usize) -> Result<Box<dyn Read + '_>> {
+        Ok(Box::new(self[i].as_ref()))
+    }
+}
+
+/// Bounds for flattening.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Bounds on each tar stream.
+    pub tar_limits: tar::Limits,
+    /// Bounds on decompression.
+    pub decompress_limits: decompress::Limits,
+}
+
+/// What flattening wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Entries read from all layers (both passes count once).
+    pub entries_in: u64,
+    /// Entries written.
+    pub entries_out: u64,
+    /// File bytes written.
+    pub bytes: u64,
+}
+
+/// For each layer entry that holds a surviving file's bytes: its inode and
+/// every path it has in the result (the first gets the data).
+type FileNames = HashMap<(usize, u64), (InodeId, Vec<Vec<u8>>)>;
+
+type NodeId = usize;
+type InodeId = usize;
+
+#[derive(Debug)]
+enum NodeKind {
+    Dir(BTreeMap<Vec<u8>, NodeId>),
+    /// A regular file: its inode holds the data's origin and metadata.
+    File(InodeId),
+    /// A symlink, fifo or device: everything is in the header.
+    Other,
+}
+
+#[derive(Debug)]
+struct Node {
+    kind: NodeKind,
+    header: Header,
+}
+
+#[derive(Debug)]
+struct Inode {
+    /// (layer, entry index) of the entry that holds the bytes.
+    source: (usize, u64),
+    header: Header,
+}
+
+struct Model {
+    nodes: Vec<Node>,
+    inodes: Vec<Inode>,
+    /// Paths this layer wrote, with their ancestors (for whiteouts).
+    created: HashSet<Vec<u8>>,
+}
+
+const ROOT: NodeId = 0;
+const MAX_SYMLINKS: usize = 40;
+
+fn entry_err(h: &Header, reason: impl Into<String>) -> Error {
+    Error::Entry {
+        path: h.display_path(),
+        reason: reason.into(),
+    }
+}
+
+/// Why a path could not be resolved in the model.
+enum Resolve {
+    Missing,
+    NotDir,
+    Loop,
+}
+
+impl Model {
+    fn new() -> Model {
+        Model {
+            nodes: vec![Node {
+                kind: NodeKind::Dir(BTreeMap::new()),
+                header: Header::new(Kind::Dir, b""),
+            }],
+            inodes: Vec::new(),
+            created: HashSet::new(),
+        }
+    }
+
+    fn children(&self, id: NodeId) -> Option<&BTreeMap<Vec<u8>, NodeId>> {
+        match &self.nodes[id].kind {
+            NodeKind::Dir(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn child(&self, dir: NodeId, name: &[u8]) -> Option<NodeId> {
+        self.children(dir)?.get(name).copied()
+    }
+
+    /// Resolves a directory path from the root, following symlinks as
+    /// `RESOLVE_IN_ROOT` does. Returns the directory's node and its real
+    /// path components.
+    fn resolve_dir(&self, parts: &[&[u8]]) -> std::result::Result<(NodeId, Vec<Vec<u8>>), Resolve> {
+        let mut budget = MAX_SYMLINKS;
+        let mut stack: Vec<(NodeId, Vec<u8>)> = Vec::new(); // ancestors, for ".."
+        let mut cur = ROOT;
+        let mut pending: Vec<Vec<u8>> = parts.iter().rev().map(|p| p.to_vec()).collect();
+        while let Some(comp) = pending.pop() {
+            match comp.as_slice() {
+                b"" | b"." => continue,
+                b".." => {
+                    if let Some((parent, _)) = stack.pop() {
+                        cur = parent;
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            let next = self.child(cur, &comp).ok_or(Resolve::Missing)?;
+            match &self.nodes[next].kind {
+                NodeKind::Dir(_) => {
+                    stack.push((cur, comp));
+                    cur = next;
+                }
+                NodeKind::Other if self.nodes[next].header.kind == Kind::Symlink => {
+                    budget = budget.checked_sub(1).ok_or(Resolve::Loop)?;
+                    let target = &self.nodes[next].header.link;
+                    if target.starts_with(b"/") {
+                        stack.clear();
+                        cur = ROOT;
+                    }
+                    for c in target.split(|&b| b == b'/').rev() {
+                        pending.push(c.to_vec());
+                    }
+                }
+                _ => return Err(Resolve::NotDir),
+            }
+        }
+        Ok((cur, stack.into_iter().map(|(_, c)| c).collect()))
+    }
+
+    fn remove_child(&mut self, dir: NodeId, name: &[u8]) {
+        if let NodeKind::Dir(c) = &mut self.nodes[dir].kind {
+            c.remove(name);
+        }
+    }
+
+    fn set_child(&mut self, dir: NodeId, name: &[u8], node: NodeId) {
+        if let NodeKind::Dir(c) = &mut self.nodes[dir].kind {
+            c.insert(name.to_vec(), node);
+        }
+    }
+
+    fn add_node(&mut self, node: Node) -> NodeId {
+        self.nodes.push(node);
+        self.nodes.len() - 1
+    }
+
+    fn mark_created(&mut self, real: &[Vec<u8>]) {
+        for i in 1..=real.len() {
+            self.created.insert(real[..i].join(&b'/'));
+        }
+    }
+
+    /// Removes what lower layers put under `dir` except what this layer
+    /// wrote (the opaque rule).
+    fn prune(&mut self, dir: NodeId, prefix: &[u8]) {
+        let Some(children) = self.children(dir).cloned() else {
+            return;
+        };
+        for (name, id) in children {
+            let path = if prefix.is_empty() {
+                name.clone()
+            } else {
+                [prefix, b"/", &name].concat()
+            };
+            if !self.created.contains(&path) {
+                self.remove_child(dir, &name);
+            } else if matches!(self.nodes[id].kind, NodeKind::Dir(_)) {
+                self.prune(id, &path);
+            }
+        }
+    }
+
+    fn apply(&mut self, h: &Header, layer: usize, index: u64) -> Result<()> {
+        let parts = clean(&h.path).map_err(|r| entry_err(h, r))?;
+        let Some((&base, parent)) = parts.split_last() else {
+            return if h.kind == Kind::Dir {
+                Ok(())
+            } else {
+                Err(entry_err(h, "a non-directory entry for the root itself"))
+            };
+        };
+        if parent.iter().any(|c| c.starts_with(whiteout::META_PREFIX)) {
+            return Ok(());
+        }
+        let kind = whiteout::classify(base);
+        if let Name::Delete(t) = kind
+            && (t.is_empty() || t == b"." || t == b"..")
+        {
+            return Err(entry_err(
+                h,
+                "a whiteout must name an entry, not '.', '..' or the directory itself",
+            ));
+        }
+        match kind {
+            Name::Meta => Ok(()),
+            Name::Opaque | Name::Delete(_) => {
+                let Ok((dir, real)) = self.resolve_dir(parent) else {
+                    return Ok(());
+                };
+                let real_prefix = real.join(&b'/');
+                match kind {
+                    Name::Opaque => self.prune(dir, &real_prefix),
+                    Name::Delete(target) => {
+                        let path = if real_prefix.is_empty() {
+                            target.to_vec()
+                        } else {
+                            [&real_prefix[..], b"/", target].concat()
+                        };
+                        if !self.created.contains(&path) {
+                            self.remove_child(dir, target);
+                        } else if let Some(id) = self.child(dir, target)
+                            && matches!(self.nodes[id].kind, NodeKind::Dir(_))
+                        {
+                            self.prune(id, &path);
+                        }
+                    }
+                    _ => unreachable!("only whiteouts here"),
+                }
+                Ok(())
+            }
+            Name::Plain => self.add(h, parent, base, layer, index),
+        }
+    }
+
+    fn ensure_parent(&mut self, h: &Header, parent: &[&[u8]]) -> Result<(NodeId, Vec<Vec<u8>>)> {
+        match self.resolve_dir(parent) {
+            Ok(r) => return Ok(r),
+            Err(Resolve::Missing) => {}
+            Err(Resolve::NotDir) => return Err(entry_err(h, "a parent of it is not a directory")),
+            Err(Resolve::Loop) => {
+                return Err(entry_err(
+                    h,
+                    "too many levels of symbolic links in its parent",
+                ));
+            }
+        }
+        // Create missing parents one by one, as extraction does (0755).
+        for i in 0..parent.len() {
+            match self.resolve_dir(&parent[..=i]) {
+                Ok(_) => {}
+                Err(Resolve::Missing) => {
+                    let (dir, mut real) = self
+                        .resolve_dir(&parent[..i])
+                        .map_err(|_| entry_err(h, "a parent of it is not a directory"))?;
+                    if self.child(dir, parent[i]).is_some() {
+                        return Err(entry_err(
+                            h,
+                            "a parent of it is a symlink to a missing directory",
+                        ));
+                    }
+                    let mut dh = Header::new(Kind::Dir, b"");
+                    dh.mode = 0o755;
+                    let id = self.add_node(Node {
+                        kind: NodeKind::Dir(BTreeMap::new()),
+                        header: dh,
+                    });
+                    self.set_child(dir, parent[i], id);
+                    real.push(parent[i].to_vec());
+                    self.mark_created(&real);
+                }
+                Err(Resolve::NotDir) => {
+                    return Err(entry_err(h, "a parent of it is not a directory"));
+                }
+                Err(Resolve::Loop) => {
+                    return Err(entry_err(
+                        h,
+                        "too many levels of symbolic links in its parent",
+                    ));
+                }
+            }
+        }
+        self.resolve_dir(parent)
+            .map_err(|_| entry_err(h, "a parent of it is not a directory"))
+    }
+
+    fn add(
+        &mut self,
+        h: &Header,
+        parent: &[&[u8]],
+        base: &[u8],
+        layer: usize,
+        index: u64,
+    ) -> Result<()> {
+        let (dir, mut real) = self.ensure_parent(h, parent)?;
+        real.push(base.to_vec());
+        self.mark_created(&real);
+        let existing = self.child(dir, base);
+        if h.kind == Kind::Dir
+            && let Some(id) = existing
+            && matches!(self.nodes[id].kind, NodeKind::Dir(_))
+        {
+            self.nodes[id].header = h.clone();
+            return Ok(());
+        }
+        // The old entry goes first, as in extraction: a hardlink to
+        // something under a directory it replaces finds nothing.
+        if existing.is_some() {
+            self.remove_child(dir, base);
+        }
+        let node = match h.kind {
+            Kind::Dir => Node {
+                kind: NodeKind::Dir(BTreeMap::new()),
+                header: h.clone(),
+            },
+            Kind::File => {
+                self.inodes.push(Inode {
+                    source: (layer, index),
+                    header: h.clone(),
+                });
+                Node {
+                    kind: NodeKind::File(self.inodes.len() - 1),
+                    header: h.clone(),
+                }
+            }
+            Kind::Hardlink => {
+                let target = clean(&h.link)
+                    .map_err(|_| entry_err(h, "its hardlink target leaves the root"))?;
+                let Some((&tbase, tparent)) = target.split_last() else {
+                    return Err(entry_err(h, "a hardlink to the root"));
+                };
+                let missing = || {
+                    entry_err(
+                        h,
+                        format!(
+                            "hardlink target {:?} is not extracted",
+                            String::from_utf8_lossy(&h.link)
+                        ),
+                    )
+                };
+                let (tdir, _) = self.resolve_dir(tparent).map_err(|_| missing())?;
+                let tid = self.child(tdir, tbase).ok_or_else(missing)?;
+                match &self.nodes[tid].kind {
+                    NodeKind::Dir(_) => return Err(entry_err(h, "hardlink target is a directory")),
+                    NodeKind::File(ino) => Node {
+                        kind: NodeKind::File(*ino),
+                        header: self.nodes[tid].header.clone(),
+                    },
+                    NodeKind::Other => Node {
+                        kind: NodeKind::Other,
+                        header: self.nodes[tid].header.clone(),
+                    },
+                }
+            }
+            Kind::Symlink | Kind::Fifo | Kind::CharDevice | Kind::BlockDevice => Node {
+                kind: NodeKind::Other,
+                header: h.clone(),
+            },
+        };
+        let id = self.add_node(node);
+        self.set_child(dir, base, id);
+        Ok(())
+    }
+}
+
+/// Flattens `layers` (lowest first; plain, gzip or zstd tar) into one
+/// uncompressed tar written to `out`.
+pub fn flatten<L: Layers + ?Sized>(
+    layers: &L,
+    out: impl Write,
+    options: &Options,
+) -> Result<Stats> {
+    let mut stats = Stats::default();
+    let mut model = Model::new();
+    for i in 0..layers.len() {
+        model.created.clear();
+        let mut reader = Reader::new(
+            decompress(layers.open(i)?, &options.decompress_limits)?,
+            options.tar_limits,
+        );
+        let mut index = 0u64;
+        while let Some(h) = reader.next_header().map_err(unwrap_io)? {
+            stats.entries_in += 1;
+            model.apply(&h, i, index)?;
+            index += 1;
+        }
+    }
+    model.created.clear();
+
+    // Every live node with its real path, in sorted depth-first order.
+    let mut others: Vec<(Vec<u8>, NodeId)> = Vec::new();
+    let mut files: FileNames = HashMap::new();
+    collect(&model, ROOT, &mut Vec::new(), &mut others, &mut files);
+
+    let mut w = Writer::new(out);
+    let write_err = |e: std::io::Error| Error::Io {
+        op: "writing",
+        path: "the flattened tar".into(),
+        source: e,
+    };
+    for (path, id) in &others {
+        let mut h = model.nodes[*id].header.clone();
+        h.path.clone_from(path);
+        if h.kind == Kind::Dir {
+            h.path.push(b'/');
+        }
+        w.append(&h, &mut std::io::empty()).map_err(write_err)?;
+        stats.entries_out += 1;
+    }
+    if !files.is_empty() {
+        for i in 0..layers.len() {
+            let mut reader = Reader::new(
+                decompress(layers.open(i)?, &options.decompress_limits)?,
+                options.tar_limits,
+            );
+            let mut index = 0u64;
+            while let Some(h) = reader.next_header().map_err(unwrap_io)? {
+                if let Some((ino, paths)) = files.remove(&(i, index)) {
+                    let ino = &model.inodes[ino];
+                    let mut fh = ino.header.clone();
+                    fh.path.clone_from(&paths[0]);
+                    fh.size = h.size;
+                    let mut data = reader.data();
+                    w.append(&fh, &mut data)
+                        .map_err(|e| unwrap_io(Error::Read(e)))?;
+                    stats.bytes += h.size;
+                    stats.entries_out += 1;
+                    for p in &paths[1..] {
+                        let mut lh = fh.clone();
+                        lh.kind = Kind::Hardlink;
+                        lh.size = 0;
+                        lh.path.clone_from(p);
+                        lh.link.clone_from(&paths[0]);
+                        w.append(&lh, &mut std::io::empty()).map_err(write_err)?;
+                        stats.entries_out += 1;
+                    }
+                }
+                index += 1;
+            }
+            if files.is_empty() {
+                break;
+            }
+        }
+    }
+    w.finish().map_err(write_err)?;
+    Ok(stats)
+}
+
+fn collect(
+    model: &Model,
+    dir: NodeId,
+    prefix: &mut Vec<u8>,
+    others: &mut Vec<(Vec<u8>, NodeId)>,
+    files: &mut FileNames,
+) {
+    let Some(children) = model.children(dir) else {
+        return;
+    };
+    for (name, &id) in children {
+        let len = prefix.len();
+        if !prefix.is_empty() {
+            prefix.push(b'/');
+        }
+        prefix.extend_from_slice(name);
+        match &model.nodes[id].kind {
+            NodeKind::File(ino) => files
+                .entry(model.inodes[*ino].source)
+                .or_insert_with(|| (*ino, Vec::new()))
+                .1
+                .push(prefix.clone()),
+            NodeKind::Dir(_) => {
+                others.push((prefix.clone(), id));
+                collect(model, id, prefix, others, files);
+            }
+            NodeKind::Other => others.push((prefix.clone(), id)),
+        }
+        prefix.truncate(len);
+    }
+}
+
+fn unwrap_io(e: Error) -> Error {
+    crate::extract::unwrap_io(e)
+}
