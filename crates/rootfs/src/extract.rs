@@ -50,44 +50,71 @@ pub struct Stats {
 
 /// Applies one layer (plain, gzip or zstd tar) to the directory `root`.
 pub fn apply_layer(root: &Path, layer: impl Read, options: &Options) -> Result<Stats> {
-    let root_fd = rfs::open(
-        root,
-        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| Error::Io {
-        op: "opening",
-        path: root.to_owned(),
-        source: e.into(),
-    })?;
-    let owners = options
-        .preserve_owners
-        .unwrap_or_else(|| rustix::process::geteuid().is_root());
-    let root_dev = rfs::fstat(&root_fd)
-        .map_err(|e| Error::Io {
-            op: "inspecting",
-            path: root.to_owned(),
-            source: e.into(),
-        })?
-        .st_dev;
-    let mut applier = Applier {
-        root: root_fd,
-        root_dev,
-        options,
-        owners,
-        created: HashSet::new(),
-        dirs: Vec::new(),
-        stats: Stats::default(),
-        buf: vec![0u8; 256 << 10],
-    };
+    let mut x = Extractor::new(root, options)?;
     let input = decompress(layer, &options.decompress_limits)?;
     let mut reader = Reader::new(input, options.tar_limits);
     while let Some(header) = next(&mut reader)? {
-        applier.stats.entries += 1;
-        applier.entry(&header, &mut reader)?;
+        x.entry(&header, &mut reader.data())?;
     }
-    applier.finish_dirs()?;
-    Ok(applier.stats)
+    x.finish()
+}
+
+/// Applies entries one at a time, for callers that make or rewrite the
+/// entries themselves (a `docker plugin create` context, say). Every entry
+/// is one layer's worth of the rules of [`apply_layer`]; call
+/// [`Extractor::finish`] to set directory metadata at the end.
+pub struct Extractor<'a> {
+    applier: Applier<'a>,
+}
+
+impl<'a> Extractor<'a> {
+    /// Opens `root` for extraction.
+    pub fn new(root: &Path, options: &'a Options) -> Result<Extractor<'a>> {
+        let root_fd = rfs::open(
+            root,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::Io {
+            op: "opening",
+            path: root.to_owned(),
+            source: e.into(),
+        })?;
+        let owners = options
+            .preserve_owners
+            .unwrap_or_else(|| rustix::process::geteuid().is_root());
+        let root_dev = rfs::fstat(&root_fd)
+            .map_err(|e| Error::Io {
+                op: "inspecting",
+                path: root.to_owned(),
+                source: e.into(),
+            })?
+            .st_dev;
+        Ok(Extractor {
+            applier: Applier {
+                root: root_fd,
+                root_dev,
+                options,
+                owners,
+                created: HashSet::new(),
+                dirs: Vec::new(),
+                stats: Stats::default(),
+                buf: vec![0u8; 256 << 10],
+            },
+        })
+    }
+
+    /// Applies one entry; `data` gives a regular file's bytes.
+    pub fn entry(&mut self, header: &Header, data: &mut dyn Read) -> Result<()> {
+        self.applier.stats.entries += 1;
+        self.applier.entry(header, data)
+    }
+
+    /// Sets directory metadata and returns what was done.
+    pub fn finish(mut self) -> Result<Stats> {
+        self.applier.finish_dirs()?;
+        Ok(self.applier.stats)
+    }
 }
 
 /// Applies layers in order, lowest first.
@@ -156,7 +183,7 @@ fn io_err<'a>(h: &'a Header, op: &'static str) -> impl FnOnce(Errno) -> Error + 
 }
 
 impl Applier<'_> {
-    fn entry<R: Read>(&mut self, h: &Header, reader: &mut Reader<R>) -> Result<()> {
+    fn entry(&mut self, h: &Header, data: &mut dyn Read) -> Result<()> {
         let parts = clean(&h.path).map_err(|r| entry_err(h, r))?;
         let Some((&base, parent)) = parts.split_last() else {
             return if h.kind == Kind::Dir {
@@ -227,7 +254,7 @@ impl Applier<'_> {
             Err(e) => return Err(io_err(h, "inspecting the existing file")(e)),
         }
         match h.kind {
-            Kind::File => self.file(h, dir.as_fd(), base, reader),
+            Kind::File => self.file(h, dir.as_fd(), base, data),
             Kind::Dir => {
                 match rfs::mkdirat(&dir, base, Mode::from_raw_mode(0o700)) {
                     Ok(()) | Err(Errno::EXIST) => {}
@@ -261,12 +288,12 @@ impl Applier<'_> {
         }
     }
 
-    fn file<R: Read>(
+    fn file(
         &mut self,
         h: &Header,
         dir: BorrowedFd<'_>,
         base: &[u8],
-        reader: &mut Reader<R>,
+        data: &mut dyn Read,
     ) -> Result<()> {
         let fd = rfs::openat(
             dir,
@@ -276,7 +303,6 @@ impl Applier<'_> {
         )
         .map_err(io_err(h, "creating the file"))?;
         let mut file = std::fs::File::from(fd);
-        let mut data = reader.data();
         let mut written = 0u64;
         loop {
             let n = match data.read(&mut self.buf) {

@@ -30,9 +30,12 @@
 use std::io;
 use std::path::PathBuf;
 
+pub mod compress;
+pub mod context;
 pub mod decompress;
 pub mod extract;
 pub mod flatten;
+pub mod layer;
 mod path;
 pub mod tar;
 pub mod whiteout;
@@ -80,6 +83,9 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// A `docker plugin create` context lacks what it needs.
+    #[error("{0}")]
+    Context(String),
     /// A file-system operation failed on a path outside any entry.
     #[error("{op} {}", path.display())]
     Io {
