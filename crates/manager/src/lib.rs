@@ -10,3 +10,4 @@
 
 pub use pluginctl_content as content;
 pub use pluginctl_oci as oci;
+pub use pluginctl_rootfs as rootfs;

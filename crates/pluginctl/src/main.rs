@@ -3,41 +3,86 @@
 //! The binary is deliberately thin: argument parsing, output and exit codes.
 //! Everything else lives in `pluginctl-manager` and the crates below it.
 
+mod flatten;
+
 use std::io::Write;
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-Usage: pluginctl [OPTIONS] COMMAND
+use clap::{Parser, Subcommand};
 
-Docker managed plugins without dockerd.
+/// Docker managed plugins without dockerd.
+#[derive(Debug, Parser)]
+#[command(name = "pluginctl", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-Options:
-  -h, --help       Print this help
-  -V, --version    Print the version
-
-The plugin commands (create, install, privileges, push, ls, inspect, enable,
-disable, set, upgrade, rm, flatten, gc) arrive with the crates that implement
-them; this build has none of them yet.
-";
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Flatten an image's layers into one tar (or directory), as applying
+    /// them in order would give
+    Flatten(flatten::Args),
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut out = std::io::stdout().lock();
-    let printed = match args.first().map(String::as_str) {
-        None | Some("-h" | "--help" | "help") => out.write_all(USAGE.as_bytes()),
-        Some("-V" | "--version") => writeln!(out, "pluginctl {}", env!("CARGO_PKG_VERSION")),
-        Some(other) => {
-            eprintln!("pluginctl: unknown command {other:?}; run 'pluginctl --help'");
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                // `pluginctl` alone: the help, on stdout, as --help.
+                let help = <Cli as clap::CommandFactory>::command().render_help();
+                let _ = write!(std::io::stdout().lock(), "{help}");
+                return ExitCode::SUCCESS;
+            }
+            // One line, as every other error: clap's first paragraph.
+            let rendered = e.render().to_string();
+            let first: Vec<&str> = rendered
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let first = first.join(" ");
+            let first = first.strip_prefix("error: ").unwrap_or(&first);
+            eprintln!("pluginctl: {first}; run 'pluginctl --help'");
             return ExitCode::from(2);
         }
     };
-    match printed {
+    let result = match cli.command {
+        Command::Flatten(args) => flatten::run(&args),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
-        // A closed pipe (`pluginctl --help | head -1`) is not an error.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pluginctl: writing to stdout: {e}");
-            ExitCode::from(1)
+            let _ = std::io::stdout().flush();
+            eprintln!("pluginctl: {}", chain(&e));
+            ExitCode::FAILURE
         }
     }
+}
+
+/// `outer: inner: innermost`, each message once.
+fn chain(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if parts.last().is_none_or(|p| !p.ends_with(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
+}
+
+/// A reader that went away (`pluginctl flatten … -o - | head`) is not an error.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -56,6 +56,7 @@ pub fn apply_layer(root: &Path, layer: impl Read, options: &Options) -> Result<S
     while let Some(header) = next(&mut reader)? {
         x.entry(&header, &mut reader.data())?;
     }
+    reader.drain().map_err(unwrap_io)?;
     x.finish()
 }
 

@@ -432,6 +432,7 @@ pub fn flatten<L: Layers + ?Sized>(
             model.apply(&h, i, index)?;
             index += 1;
         }
+        reader.drain().map_err(unwrap_io)?;
     }
     model.created.clear();
 
@@ -485,6 +486,7 @@ pub fn flatten<L: Layers + ?Sized>(
                 }
                 index += 1;
             }
+            reader.drain().map_err(unwrap_io)?;
             if files.is_empty() {
                 break;
             }

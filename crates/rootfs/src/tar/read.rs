@@ -60,6 +60,14 @@ impl<R: Read> Reader<R> {
         self.inner
     }
 
+    /// Reads whatever follows the end of the archive (block padding), so
+    /// that a wrapping reader sees its end of input and checks what it
+    /// checks there (a digest, a compressed stream's trailer).
+    pub fn drain(self) -> Result<u64> {
+        let mut inner = self.inner;
+        io::copy(&mut inner, &mut io::sink()).map_err(Error::Read)
+    }
+
     /// The next entry's header, or `None` at the end of the archive.
     pub fn next_header(&mut self) -> Result<Option<Header>> {
         if self.done {

@@ -1,0 +1,397 @@
+//! `pluginctl flatten`: layers to one tar or directory.
+//!
+//! INPUT is a `docker save` tarball (or `-` for one on stdin), `oci:DIR[:TAG]`
+//! for an OCI image layout, or one or more layer files (lowest first).
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use pluginctl_manager::oci::{Digest, Digester, Document, Index, MAX_MANIFEST_BYTES, Platform};
+use pluginctl_manager::rootfs::{self, extract, flatten};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Format {
+    /// One uncompressed tar
+    Tar,
+    /// A directory
+    Dir,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// What to write
+    #[arg(long, value_enum, default_value = "tar")]
+    format: Format,
+    /// Where to write: a file, a directory (with --format dir), or - for stdout
+    #[arg(short, long)]
+    output: String,
+    /// A docker-save tarball (- for stdin), oci:DIR[:TAG], or layer files
+    #[arg(required = true)]
+    inputs: Vec<String>,
+}
+
+/// A layer inside a file: a byte range and, when known, its digest.
+#[derive(Debug, Clone)]
+struct Span {
+    path: PathBuf,
+    offset: u64,
+    size: u64,
+    digest: Option<Digest>,
+    name: String,
+}
+
+struct Sources(Vec<Span>);
+
+impl flatten::Layers for Sources {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn open(&self, i: usize) -> rootfs::Result<Box<dyn Read + '_>> {
+        let s = &self.0[i];
+        let mut f = File::open(&s.path).map_err(|e| rootfs::Error::Io {
+            op: "opening",
+            path: s.path.clone(),
+            source: e,
+        })?;
+        f.seek(SeekFrom::Start(s.offset))
+            .map_err(|e| rootfs::Error::Io {
+                op: "reading",
+                path: s.path.clone(),
+                source: e,
+            })?;
+        Ok(Box::new(Verify {
+            inner: f.take(s.size),
+            digester: s.digest.as_ref().map(|d| Digester::new(d.algorithm())),
+            span: s,
+            seen: 0,
+        }))
+    }
+}
+
+/// Checks size and digest as the layer streams past; fails at the end
+/// rather than let unverified bytes count as the layer.
+struct Verify<'a> {
+    inner: io::Take<File>,
+    digester: Option<Digester>,
+    span: &'a Span,
+    seen: u64,
+}
+
+impl Read for Verify<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.seen += n as u64;
+        if let Some(d) = &mut self.digester {
+            d.update(&buf[..n]);
+        }
+        if n == 0 && !buf.is_empty() {
+            if self.seen != self.span.size {
+                return Err(io::Error::other(format!(
+                    "layer {} is {} bytes, expected {}",
+                    self.span.name, self.seen, self.span.size
+                )));
+            }
+            if let (Some(d), Some(want)) = (self.digester.take(), &self.span.digest) {
+                let got = d.finish();
+                if &got != want {
+                    return Err(io::Error::other(format!(
+                        "layer {} has digest {got}, expected {want}",
+                        self.span.name
+                    )));
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+pub(crate) fn run(args: &Args) -> Result<()> {
+    let mut spool = None;
+    let sources = match args.inputs.as_slice() {
+        [one] if one.starts_with("oci:") => oci_layout(&one["oci:".len()..])?,
+        [one] if one == "-" => {
+            let tmp = spool_stdin()?;
+            let s = docker_save(tmp.path())?
+                .ok_or_else(|| anyhow!("stdin is not a docker save archive (no manifest.json)"))?;
+            spool = Some(tmp);
+            s
+        }
+        [one] => match docker_save(Path::new(one))? {
+            Some(s) => s,
+            None => layer_files(&args.inputs)?,
+        },
+        many => layer_files(many)?,
+    };
+    let options = flatten::Options::default();
+    match args.format {
+        Format::Tar if args.output == "-" => {
+            let stdout = io::stdout().lock();
+            let mut out = io::BufWriter::with_capacity(1 << 20, stdout);
+            flatten::flatten(&sources, &mut out, &options)?;
+            out.flush()?;
+        }
+        Format::Tar => {
+            let target = PathBuf::from(&args.output);
+            let tmp = temp_beside(&target)?;
+            let mut out = io::BufWriter::with_capacity(1 << 20, tmp.as_file());
+            flatten::flatten(&sources, &mut out, &options)?;
+            out.flush()
+                .with_context(|| format!("writing {}", target.display()))?;
+            drop(out);
+            tmp.as_file()
+                .sync_all()
+                .with_context(|| format!("writing {}", target.display()))?;
+            tmp.persist(&target)
+                .map_err(|e| e.error)
+                .with_context(|| format!("renaming into {}", target.display()))?;
+        }
+        Format::Dir => {
+            if args.output == "-" {
+                bail!("--format dir needs a directory, not -");
+            }
+            let target = PathBuf::from(&args.output);
+            if fs::symlink_metadata(&target).is_ok() {
+                bail!(
+                    "{} exists; flatten writes a new directory",
+                    target.display()
+                );
+            }
+            let parent = parent_of(&target);
+            let staging = tempfile::Builder::new()
+                .prefix(".pluginctl-flatten-")
+                .tempdir_in(&parent)
+                .with_context(|| format!("creating a staging directory in {}", parent.display()))?;
+            let opts = extract::Options::default();
+            let mut spans = Vec::new();
+            for i in 0..flatten::Layers::len(&sources) {
+                spans.push(flatten::Layers::open(&sources, i)?);
+            }
+            extract::apply_layers(staging.path(), spans, &opts)?;
+            let staged = staging.keep();
+            fs::rename(&staged, &target)
+                .with_context(|| format!("renaming into {}", target.display()))?;
+        }
+    }
+    drop(spool);
+    Ok(())
+}
+
+fn parent_of(p: &Path) -> PathBuf {
+    match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn temp_beside(target: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = parent_of(target);
+    tempfile::Builder::new()
+        .prefix(".pluginctl-flatten-")
+        .tempfile_in(&dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))
+}
+
+/// stdin cannot be read twice: it is spooled to a temporary file first.
+fn spool_stdin() -> Result<tempfile::NamedTempFile> {
+    let mut tmp = tempfile::NamedTempFile::new().context("creating a temporary file for stdin")?;
+    io::copy(&mut io::stdin().lock(), &mut tmp).context("reading stdin")?;
+    Ok(tmp)
+}
+
+fn layer_files(paths: &[String]) -> Result<Sources> {
+    paths
+        .iter()
+        .map(|p| {
+            let size = fs::metadata(p).with_context(|| format!("layer {p}"))?.len();
+            Ok(Span {
+                path: PathBuf::from(p),
+                offset: 0,
+                size,
+                digest: None,
+                name: p.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Sources)
+}
+
+/// Indexes a plain tar's members by name without reading their data.
+/// `None` when the file is not a plain tar.
+fn index_tar(path: &Path) -> Result<Option<HashMap<String, (u64, u64)>>> {
+    let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut head = [0u8; 512];
+    let n = f
+        .read(&mut head)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if rootfs::decompress::detect(&head[..n]) != Some(pluginctl_manager::oci::Compression::None)
+        || n == 0
+    {
+        return Ok(None);
+    }
+    f.seek(SeekFrom::Start(0))?;
+    // Data is skipped by reading: the page cache makes an index pass cheap.
+    let mut reader = rootfs::tar::Reader::new(
+        io::BufReader::with_capacity(1 << 20, f),
+        rootfs::tar::Limits::default(),
+    );
+    let mut members = HashMap::new();
+    while let Some(h) = reader
+        .next_header()
+        .with_context(|| format!("reading {}", path.display()))?
+    {
+        let name = String::from_utf8_lossy(&h.path)
+            .trim_start_matches("./")
+            .to_owned();
+        members.insert(name, (reader.offset(), h.size));
+    }
+    Ok(Some(members))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SaveManifest {
+    layers: Vec<String>,
+}
+
+/// A `docker save` tarball: `manifest.json` names the layer members.
+fn docker_save(path: &Path) -> Result<Option<Sources>> {
+    let Some(members) = index_tar(path)? else {
+        return Ok(None);
+    };
+    let Some(&(offset, size)) = members.get("manifest.json") else {
+        return Ok(None);
+    };
+    if size > MAX_MANIFEST_BYTES as u64 {
+        bail!(
+            "{}: manifest.json is {size} bytes, over the limit",
+            path.display()
+        );
+    }
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::Start(offset))?;
+    let mut bytes = Vec::new();
+    f.take(size).read_to_end(&mut bytes)?;
+    let images: Vec<SaveManifest> = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{}: invalid manifest.json", path.display()))?;
+    let image = match images.as_slice() {
+        [one] => one,
+        [] => bail!("{}: manifest.json lists no image", path.display()),
+        many => bail!(
+            "{}: the archive holds {} images; flatten takes one",
+            path.display(),
+            many.len()
+        ),
+    };
+    let spans = image
+        .layers
+        .iter()
+        .map(|name| {
+            let &(offset, size) = members.get(name.trim_start_matches("./")).ok_or_else(|| {
+                anyhow!(
+                    "{}: layer {name} is listed in manifest.json but not in the archive",
+                    path.display()
+                )
+            })?;
+            // Docker ≥ 25 names layers by digest (blobs/sha256/<hex>): verify.
+            let digest = name
+                .strip_prefix("blobs/")
+                .and_then(|r| r.split_once('/'))
+                .and_then(|(alg, hex)| Digest::parse(&format!("{alg}:{hex}")).ok());
+            Ok(Span {
+                path: path.to_owned(),
+                offset,
+                size,
+                digest,
+                name: name.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(Sources(spans)))
+}
+
+/// An OCI image layout: `index.json`, then the manifest for the tag (or the
+/// only one), through nested indexes for this platform.
+fn oci_layout(spec: &str) -> Result<Sources> {
+    let (dir, tag) = match spec.rsplit_once(':') {
+        Some((d, t)) if !t.contains('/') => (d, Some(t)),
+        _ => (spec, None),
+    };
+    let dir = Path::new(dir);
+    let blob = |d: &Digest| {
+        dir.join("blobs")
+            .join(d.algorithm().as_str())
+            .join(d.encoded())
+    };
+    let read_verified = |d: &Digest| -> Result<Vec<u8>> {
+        let p = blob(d);
+        let meta = fs::metadata(&p).with_context(|| format!("blob {d} of {}", dir.display()))?;
+        if meta.len() > MAX_MANIFEST_BYTES as u64 {
+            bail!("blob {d} is {} bytes, over the manifest limit", meta.len());
+        }
+        let bytes = fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+        let got = Digest::of_bytes_with(d.algorithm(), &bytes);
+        if &got != d {
+            bail!(
+                "blob {d} in {} is corrupt (its content hashes to {got})",
+                dir.display()
+            );
+        }
+        Ok(bytes)
+    };
+    let index_path = dir.join("index.json");
+    let index_bytes =
+        fs::read(&index_path).with_context(|| format!("{} is not an OCI layout", dir.display()))?;
+    let index = Index::parse(None, &index_bytes)
+        .with_context(|| format!("reading {}", index_path.display()))?;
+    let chosen = match tag {
+        Some(t) => index
+            .manifests
+            .iter()
+            .find(|d| {
+                d.annotations
+                    .as_ref()
+                    .and_then(|a| a.get("org.opencontainers.image.ref.name"))
+                    .is_some_and(|n| n == t)
+            })
+            .ok_or_else(|| anyhow!("{} has no image tagged {t}", dir.display()))?,
+        None => match index.manifests.as_slice() {
+            [one] => one,
+            _ => bail!(
+                "{} holds {} images; name one as oci:DIR:TAG",
+                dir.display(),
+                index.manifests.len()
+            ),
+        },
+    };
+    let mut desc = chosen.clone();
+    for _ in 0..4 {
+        let bytes = read_verified(&desc.digest)?;
+        match Document::parse(Some(&desc.media_type), &bytes)
+            .with_context(|| format!("manifest {}", desc.digest))?
+        {
+            Document::Index(i) => desc = i.select(&Platform::host())?.clone(),
+            Document::Manifest(m) => {
+                let spans = m
+                    .layers
+                    .iter()
+                    .map(|l| {
+                        rootfs::decompress::for_media_type(&l.media_type)?;
+                        Ok(Span {
+                            path: blob(&l.digest),
+                            offset: 0,
+                            size: l.size,
+                            digest: Some(l.digest.clone()),
+                            name: l.digest.to_string(),
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                return Ok(Sources(spans));
+            }
+        }
+    }
+    bail!("{}: indexes nested too deeply", dir.display())
+}
