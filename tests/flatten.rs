@@ -185,7 +185,15 @@ fn oci_layout(dir: &Path, layers: &[Vec<u8>], tag: &str) -> Vec<Digest> {
         digests.push(d.clone());
         descs.push(Descriptor::new(MediaType::OciLayerGzip, d, gz.len() as u64));
     }
-    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    let diff_ids: Vec<String> = layers
+        .iter()
+        .map(|l| format!("\"{}\"", Digest::of_bytes(l)))
+        .collect();
+    let config = format!(
+        r#"{{"architecture":"amd64","os":"linux","config":{{}},"rootfs":{{"type":"layers","diff_ids":[{}]}}}}"#,
+        diff_ids.join(",")
+    );
+    let config = config.as_bytes();
     let cd = put(config);
     let mut m = Manifest::docker(
         Descriptor::new(MediaType::OciConfig, cd, config.len() as u64),
@@ -313,4 +321,64 @@ fn bad_inputs_get_one_line_errors() {
             tmp.path().display()
         )
     );
+}
+
+/// The integration tier's interop check: umoci (Debian's `umoci`, which
+/// `cargo xtask test` installs) unpacks the same layout to the same tree.
+#[test]
+fn umoci_unpacks_the_same_tree() {
+    let umoci = std::env::var_os("PATH")
+        .and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("umoci"))
+                .find(|p| p.is_file())
+        })
+        .expect("umoci is not installed: run the tests with `cargo xtask test`, which installs it");
+    let tmp = tempfile::tempdir().unwrap();
+    let layers = vec![
+        layer(
+            "dir etc/\nfile etc/motd \"old\"\nfile etc/keep \"k\"\ndir bin/\nfile bin/tool \"t\" mode=4755\ndir var/\ndir var/cache/\nfile var/cache/a \"a\"\nlink bin/sh -> tool",
+        ),
+        layer(
+            "wh etc/motd\nfile etc/new \"n\"\nhard bin/alias => bin/tool\nopq var/cache\nfile var/cache/b \"b\"",
+        ),
+        layer("file etc/motd \"back\"\nwh bin/sh\ndir opt/ mode=700"),
+    ];
+    let dir = tmp.path().join("layout");
+    oci_layout(&dir, &layers, "v1");
+    let ours = tmp.path().join("ours");
+    ok(&run(
+        &[
+            "flatten",
+            "--format",
+            "dir",
+            &format!("oci:{}:v1", dir.display()),
+            "-o",
+            ours.to_str().unwrap(),
+        ],
+        None,
+    ));
+    let bundle = tmp.path().join("bundle");
+    let mut cmd = Command::new(umoci);
+    cmd.arg("unpack");
+    if !is_root() {
+        cmd.arg("--rootless");
+    }
+    let out = cmd
+        .arg("--image")
+        .arg(format!("{}:v1", dir.display()))
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "umoci: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(tree(&ours), tree(&bundle.join("rootfs")));
+    assert_eq!(tree(&ours), expected(&layers));
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
 }

@@ -27,6 +27,14 @@ const RUNS: usize = 5;
 
 const BENCH_TOOLS: &[Tool] = &[
     Tool {
+        command: "umoci",
+        package: "umoci",
+    },
+    Tool {
+        command: "pigz",
+        package: "pigz",
+    },
+    Tool {
         command: "openssl",
         package: "openssl",
     },
@@ -38,7 +46,7 @@ const BENCH_TOOLS: &[Tool] = &[
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let names: Vec<&str> = if args.is_empty() {
-        vec!["content"]
+        vec!["content", "rootfs"]
     } else {
         args.iter().map(String::as_str).collect()
     };
@@ -50,7 +58,12 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     for name in names {
         match name {
             "content" => missed.extend(content(&out_dir, &mut report)?),
-            other => return Err(format!("unknown benchmark {other:?} (known: content)")),
+            "rootfs" => missed.extend(rootfs(&out_dir, &mut report)?),
+            other => {
+                return Err(format!(
+                    "unknown benchmark {other:?} (known: content, rootfs)"
+                ));
+            }
         }
     }
     let md = report.markdown();
@@ -188,6 +201,9 @@ fn measure(side: &Side) -> Result<Sample> {
         && dir.exists()
     {
         fs::remove_dir_all(dir).map_err(|e| format!("emptying {}: {e}", dir.display()))?;
+    }
+    if let Some(dir) = &side.scratch {
+        fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     }
     let shown = side
         .argv
@@ -337,5 +353,205 @@ fn content(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
         input.display(),
         scratch.display()
     ));
+    Ok(missed)
+}
+
+/// Layers to trees and back, against umoci, GNU tar, gzip and pigz. Inputs:
+/// a deterministic five-layer image (`mkimage`), about 1 GiB and 37k
+/// entries, as an OCI layout with gzip layers and as a `docker save` tar.
+fn rootfs(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
+    let mib: u64 = std::env::var("PLUGINCTL_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    cargo(&["build", "--release", "--quiet", "-p", "pluginctl"])?;
+    cargo(&[
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "pluginctl-rootfs",
+        "--example",
+        "mkimage",
+        "--example",
+        "mklayer",
+    ])?;
+    let bin = root().join("target/release");
+    let pluginctl = bin.join("pluginctl");
+    let input = out_dir.join(format!("rootfs-{mib}MiB"));
+    if !input.join("gz-layers.txt").is_file() {
+        eprintln!("xtask: generating {} ({mib} MiB image)", input.display());
+        let _ = fs::remove_dir_all(&input);
+        crate::util::run(
+            Command::new(bin.join("examples/mkimage"))
+                .arg(&input)
+                .arg(mib.to_string()),
+        )?;
+    }
+    let gz_layers: Vec<String> = fs::read_to_string(input.join("gz-layers.txt"))
+        .map_err(|e| format!("reading gz-layers.txt: {e}"))?
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let save = input.join("save.tar");
+    let oci = format!("oci:{}:bench", input.join("oci").display());
+    let umoci_image = format!("{}:bench", input.join("oci").display());
+    let bytes = fs::metadata(&save)
+        .map_err(|e| format!("{}: {e}", save.display()))?
+        .len();
+    let scratch = scratch_root(out_dir);
+    let work = scratch.join("work");
+    let mut missed = Vec::new();
+    let rootless: &[&str] = if crate::tools::is_root() {
+        &[]
+    } else {
+        &["--rootless"]
+    };
+
+    let out_tar = work.join("out.tar");
+    let bundle = work.join("bundle");
+    let mut flatten_oci = Side::new(
+        "pluginctl flatten (oci, gzip)",
+        &[&pluginctl, &"flatten", &oci, &"-o", &out_tar],
+    );
+    flatten_oci.scratch = Some(work.clone());
+    let mut umoci = Side::new("umoci unpack", &[&"umoci", &"unpack"]);
+    umoci.argv.extend(rootless.iter().map(OsString::from));
+    umoci.argv.extend([
+        OsString::from("--image"),
+        OsString::from(&umoci_image),
+        bundle.clone().into_os_string(),
+    ]);
+    umoci.scratch = Some(work.clone());
+    let floor_script = format!(
+        "mkdir -p {w}/floor && for n in 0 1 2 3 4; do tar -xf {i}/layers/layer$n.tar -C {w}/floor; done && for f in {gz}; do pigz -dc \"$f\" > /dev/null; done",
+        w = work.display(),
+        i = input.display(),
+        gz = gz_layers.join(" ")
+    );
+    let mut floor = Side::new("tar -x + pigz -d (floor)", &[&"sh", &"-c", &floor_script]);
+    floor.scratch = Some(work.clone());
+
+    let o = compare("flatten ~1 GiB, 5 gzip layers", bytes, &flatten_oci, &umoci)?;
+    if o.ratio() < 3.0 {
+        missed.push(format!("flatten (oci): {:.2}x umoci, target 3x", o.ratio()));
+    }
+    if Outcome::peak_rss_mib(&o.ours.1) >= 64.0 {
+        missed.push(format!(
+            "flatten (oci): peak RSS {:.1} MiB, target < 64",
+            Outcome::peak_rss_mib(&o.ours.1)
+        ));
+    }
+    report.rows.push(o);
+    report.rows.push(compare(
+        "flatten ~1 GiB, 5 gzip layers",
+        bytes,
+        &flatten_oci,
+        &floor,
+    )?);
+
+    let mut flatten_save = Side::new(
+        "pluginctl flatten (docker save)",
+        &[&pluginctl, &"flatten", &save, &"-o", &out_tar],
+    );
+    flatten_save.scratch = Some(work.clone());
+    let cat_script = format!("cat {} > {}", save.display(), out_tar.display());
+    let mut cat = Side::new("cat INPUT > OUTPUT", &[&"sh", &"-c", &cat_script]);
+    cat.scratch = Some(work.clone());
+    let o = compare("flatten ~1 GiB docker save", bytes, &flatten_save, &cat)?;
+    let slower = 1.0 / o.ratio();
+    if slower > 1.4 {
+        missed.push(format!(
+            "flatten (docker save): {slower:.2}x the time of cat, target 1.4x"
+        ));
+    }
+    if Outcome::peak_rss_mib(&o.ours.1) >= 32.0 {
+        missed.push(format!(
+            "flatten (docker save): peak RSS {:.1} MiB, target < 32",
+            Outcome::peak_rss_mib(&o.ours.1)
+        ));
+    }
+    report.rows.push(o);
+
+    let rootfs_dir = work.join("rootfs");
+    let mut extract = Side::new(
+        "pluginctl flatten --format dir",
+        &[
+            &pluginctl,
+            &"flatten",
+            &"--format",
+            &"dir",
+            &oci,
+            &"-o",
+            &rootfs_dir,
+        ],
+    );
+    extract.scratch = Some(work.clone());
+    let o = compare("extract ~1 GiB to a directory", bytes, &extract, &umoci)?;
+    if o.ratio() < 2.0 {
+        missed.push(format!("extract: {:.2}x umoci, target 2x", o.ratio()));
+    }
+    report.rows.push(o);
+    let o = compare("extract ~1 GiB to a directory", bytes, &extract, &floor)?;
+    if 1.0 / o.ratio() > 1.5 {
+        missed.push(format!(
+            "extract: {:.2}x the floor, target 1.5x",
+            1.0 / o.ratio()
+        ));
+    }
+    report.rows.push(o);
+
+    // Layer creation from the flattened tree (made once, outside the timing).
+    let src = scratch.join("src");
+    if !src.exists() {
+        crate::util::run(
+            Command::new(&pluginctl)
+                .args(["flatten", "--format", "dir", &oci, "-o"])
+                .arg(&src),
+        )?;
+    }
+    let layer_out = work.join("layer.tar.gz");
+    let mut mklayer = Side::new(
+        "write_layer (gzip, all cores)",
+        &[&bin.join("examples/mklayer"), &src, &layer_out, &"gzip"],
+    );
+    mklayer.scratch = Some(work.clone());
+    let tar_gz = format!(
+        "mkdir -p {w} && tar -C {s} -cf - . | gzip -6 > {o}",
+        w = work.display(),
+        s = src.display(),
+        o = layer_out.display()
+    );
+    let mut targz = Side::new("tar -c | gzip", &[&"sh", &"-c", &tar_gz]);
+    targz.scratch = Some(work.clone());
+    let o = compare("create a layer from ~1 GiB", bytes, &mklayer, &targz)?;
+    if o.ratio() < 1.5 {
+        missed.push(format!(
+            "layer creation: {:.2}x tar|gzip, target 1.5x",
+            o.ratio()
+        ));
+    }
+    report.rows.push(o);
+    let digest = || -> Result<String> {
+        fs::create_dir_all(&work).map_err(|e| e.to_string())?;
+        output(
+            Command::new(bin.join("examples/mklayer"))
+                .arg(&src)
+                .arg(&layer_out)
+                .arg("gzip"),
+        )
+    };
+    let (a, b) = (digest()?, digest()?);
+    if a != b {
+        missed.push(format!("layer creation is not deterministic: {a} vs {b}"));
+    }
+    report.notes.push(format!(
+        "rootfs: image {} (5 layers, {} bytes as docker save); work in {}; layer digest twice: {}",
+        input.display(),
+        bytes,
+        scratch.display(),
+        a.trim()
+    ));
+    let _ = fs::remove_dir_all(&scratch);
     Ok(missed)
 }

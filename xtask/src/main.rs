@@ -46,7 +46,10 @@ fn main() -> ExitCode {
 
 /// System tools the test tiers need, as (command, Debian package). The
 /// registry and runtime issues add `docker-registry`, `runc`, `skopeo`.
-const TEST_TOOLS: &[tools::Tool] = &[];
+const TEST_TOOLS: &[tools::Tool] = &[tools::Tool {
+    command: "umoci",
+    package: "umoci",
+}];
 
 /// Every test tier: unit, integration, end-to-end and doc tests.
 fn test() -> Result<()> {

@@ -62,7 +62,7 @@ pub(crate) fn ensure(tools: &[Tool]) -> Result<()> {
 }
 
 #[allow(unsafe_code)]
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }

@@ -50,7 +50,7 @@ impl flatten::Layers for Sources {
         self.0.len()
     }
 
-    fn open(&self, i: usize) -> rootfs::Result<Box<dyn Read + '_>> {
+    fn open(&self, i: usize) -> rootfs::Result<Box<dyn Read + Send + '_>> {
         let s = &self.0[i];
         let mut f = File::open(&s.path).map_err(|e| rootfs::Error::Io {
             op: "opening",
@@ -145,6 +145,13 @@ pub(crate) fn run(args: &Args) -> Result<()> {
             tmp.as_file()
                 .sync_all()
                 .with_context(|| format!("writing {}", target.display()))?;
+            // tempfile creates 0600; an output is an ordinary file.
+            fs::set_permissions(tmp.path(), {
+                let mut p = perms_of(tmp.as_file())?;
+                std::os::unix::fs::PermissionsExt::set_mode(&mut p, 0o644);
+                p
+            })
+            .with_context(|| format!("writing {}", target.display()))?;
             tmp.persist(&target)
                 .map_err(|e| e.error)
                 .with_context(|| format!("renaming into {}", target.display()))?;
@@ -178,6 +185,10 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     }
     drop(spool);
     Ok(())
+}
+
+fn perms_of(f: &File) -> Result<fs::Permissions> {
+    Ok(f.metadata().context("inspecting the output")?.permissions())
 }
 
 fn parent_of(p: &Path) -> PathBuf {

@@ -59,7 +59,11 @@ pub fn from_dir(dir: &Path) -> Result<DirContext> {
 /// `rootfs/` entries are extracted into `dest` with their names, and
 /// hardlink targets under `rootfs/`, rewritten; `config.json` is returned.
 /// Other entries are ignored.
-pub fn unpack_tar(input: impl Read, dest: &Path, options: &Options) -> Result<(Vec<u8>, Stats)> {
+pub fn unpack_tar(
+    input: impl Read + Send,
+    dest: &Path,
+    options: &Options,
+) -> Result<(Vec<u8>, Stats)> {
     let mut reader = Reader::new(
         crate::decompress::decompress(input, &options.decompress_limits)?,
         options.tar_limits,
@@ -114,6 +118,7 @@ pub fn unpack_tar(input: impl Read, dest: &Path, options: &Options) -> Result<(V
             _ => {}
         }
     }
+    reader.drain().map_err(crate::extract::unwrap_io)?;
     let stats = extractor.finish()?;
     let config =
         config.ok_or_else(|| Error::Context("plugin context tar has no config.json".to_owned()))?;

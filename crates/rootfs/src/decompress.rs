@@ -1,8 +1,8 @@
 //! Layer decompression: detected by magic bytes, bounded.
 
-use std::cell::Cell;
 use std::io::{self, Cursor, Read};
-use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use pluginctl_oci::{Compression, MediaType};
 
@@ -84,7 +84,18 @@ pub fn for_media_type(mt: &MediaType) -> Result<Compression> {
 
 /// Wraps `input` in the decoder its first bytes call for, bounded by
 /// `limits`. The returned reader yields tar bytes.
-pub fn decompress<'a, R: Read + 'a>(mut input: R, limits: &Limits) -> Result<Box<dyn Read + 'a>> {
+pub fn decompress<'a, R: Read + Send + 'a>(
+    input: R,
+    limits: &Limits,
+) -> Result<Box<dyn Read + Send + 'a>> {
+    Ok(decompress_detected(input, limits)?.0)
+}
+
+/// Like [`decompress`], and says which compression it found.
+pub fn decompress_detected<'a, R: Read + Send + 'a>(
+    mut input: R,
+    limits: &Limits,
+) -> Result<(Box<dyn Read + Send + 'a>, Compression)> {
     let mut prefix = Vec::with_capacity(512);
     (&mut input)
         .take(512)
@@ -94,12 +105,12 @@ pub fn decompress<'a, R: Read + 'a>(mut input: R, limits: &Limits) -> Result<Box
         let shown: Vec<String> = prefix.iter().take(8).map(|b| format!("{b:02x}")).collect();
         Error::UnknownCompression(shown.join(" "))
     })?;
-    let consumed = Rc::new(Cell::new(0u64));
+    let consumed = Arc::new(AtomicU64::new(0));
     let counted = Counting {
         inner: Cursor::new(prefix).chain(input),
-        count: Rc::clone(&consumed),
+        count: Arc::clone(&consumed),
     };
-    let decoded: Box<dyn Read + 'a> = match kind {
+    let decoded: Box<dyn Read + Send + 'a> = match kind {
         Compression::None => Box::new(counted),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(
             io::BufReader::with_capacity(256 << 10, counted),
@@ -111,24 +122,25 @@ pub fn decompress<'a, R: Read + 'a>(mut input: R, limits: &Limits) -> Result<Box
             Box::new(d)
         }
     };
-    Ok(Box::new(Bounded {
+    let bounded = Bounded {
         inner: decoded,
         out: 0,
         consumed,
         limits: *limits,
         check_ratio: kind != Compression::None,
-    }))
+    };
+    Ok((Box::new(bounded), kind))
 }
 
 struct Counting<R> {
     inner: R,
-    count: Rc<Cell<u64>>,
+    count: Arc<AtomicU64>,
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.count.set(self.count.get() + n as u64);
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
@@ -136,7 +148,7 @@ impl<R: Read> Read for Counting<R> {
 struct Bounded<R> {
     inner: R,
     out: u64,
-    consumed: Rc<Cell<u64>>,
+    consumed: Arc<AtomicU64>,
     limits: Limits,
     check_ratio: bool,
 }
@@ -162,7 +174,7 @@ impl<R: Read> Read for Bounded<R> {
             ))));
         }
         if self.check_ratio && self.out > self.limits.ratio_grace {
-            let consumed = self.consumed.get().max(1);
+            let consumed = self.consumed.load(Ordering::Relaxed).max(1);
             if self.out / consumed > self.limits.max_ratio {
                 return Err(io::Error::other(Error::Limit(format!(
                     "compression ratio above {}:1 ({} bytes from {consumed})",

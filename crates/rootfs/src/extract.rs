@@ -49,14 +49,17 @@ pub struct Stats {
 }
 
 /// Applies one layer (plain, gzip or zstd tar) to the directory `root`.
-pub fn apply_layer(root: &Path, layer: impl Read, options: &Options) -> Result<Stats> {
+pub fn apply_layer(root: &Path, layer: impl Read + Send, options: &Options) -> Result<Stats> {
     let mut x = Extractor::new(root, options)?;
     let input = decompress(layer, &options.decompress_limits)?;
-    let mut reader = Reader::new(input, options.tar_limits);
-    while let Some(header) = next(&mut reader)? {
-        x.entry(&header, &mut reader.data())?;
-    }
-    reader.drain().map_err(unwrap_io)?;
+    // Decompression runs on a second core while this one writes files.
+    std::thread::scope(|s| {
+        let mut reader = Reader::new(crate::readahead::read_ahead(s, input), options.tar_limits);
+        while let Some(header) = next(&mut reader)? {
+            x.entry(&header, &mut reader.data())?;
+        }
+        reader.drain().map_err(unwrap_io)
+    })?;
     x.finish()
 }
 
@@ -119,7 +122,7 @@ impl<'a> Extractor<'a> {
 }
 
 /// Applies layers in order, lowest first.
-pub fn apply_layers<R: Read>(
+pub fn apply_layers<R: Read + Send>(
     root: &Path,
     layers: impl IntoIterator<Item = R>,
     options: &Options,
@@ -265,6 +268,9 @@ impl Applier<'_> {
                 Ok(())
             }
             Kind::Symlink => {
+                if h.link.is_empty() {
+                    return Err(entry_err(h, "a symlink with an empty target"));
+                }
                 rfs::symlinkat(&h.link[..], &dir, base)
                     .map_err(io_err(h, "creating the symlink"))?;
                 self.link_metadata(h, dir.as_fd(), base)
@@ -393,9 +399,20 @@ impl Applier<'_> {
             if !done.insert(path) {
                 continue;
             }
-            let fd = match self
-                .open_in_root(path, OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW)
-            {
+            // The recorded paths are real paths: a symlink anywhere on the way
+            // now means a later entry replaced a directory, so skip it.
+            let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let opened = match rfs::openat2(
+                &self.root,
+                &path[..],
+                flags,
+                Mode::empty(),
+                ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
+            ) {
+                Err(Errno::NOSYS) => self.open_in_root(path, flags),
+                other => other,
+            };
+            let fd = match opened {
                 Ok(fd) => fd,
                 // Replaced or removed later in the same layer.
                 Err(Errno::NOENT | Errno::NOTDIR | Errno::LOOP) => continue,
@@ -458,6 +475,9 @@ impl Applier<'_> {
                         }
                         Err(e) => return Err(io_err(h, "opening a parent directory")(e)),
                     };
+                    // mkdirat applied the umask: parents are 0755, as Docker's.
+                    rfs::fchmod(&dir, Mode::from_raw_mode(0o755))
+                        .map_err(io_err(h, "setting a parent's mode"))?;
                     self.mark_created(&real);
                 }
                 Err(Errno::NOTDIR) => {

@@ -37,6 +37,7 @@ pub mod extract;
 pub mod flatten;
 pub mod layer;
 mod path;
+pub mod readahead;
 pub mod tar;
 pub mod whiteout;
 

@@ -1,8 +1,8 @@
 //! One tar parser and one tar writer for everything in pluginctl.
 //!
-//! The reader understands POSIX ustar, PAX extended headers (local and
-//! global; `size`, `path`, `linkpath`, `uid`, `gid`, `mtime`,
-//! `SCHILY.xattr.*`), GNU long names and long links, base-256 numbers and v7
+//! The reader understands POSIX ustar, PAX extended headers (`size`,
+//! `path`, `linkpath`, `uid`, `gid`, `mtime`, `SCHILY.xattr.*`; global
+//! headers are checked and ignored, as Docker ignores them), GNU long names and long links, base-256 numbers and v7
 //! archives. Sparse files and multi-volume archives are rejected by name.
 //! Every count and length it reads is bounded by [`Limits`].
 //!

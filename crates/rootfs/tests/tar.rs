@@ -88,7 +88,7 @@ fn pax_size_is_honoured_over_the_header_size() {
 }
 
 #[test]
-fn pax_global_headers_apply_to_later_entries() {
+fn pax_global_headers_are_ignored_as_docker_ignores_them() {
     let record = b"15 uid=1234567\n";
     let tar = archive(&[
         &raw_header(b"pax_global_header", b'g', record.len() as u64, |_| {}),
@@ -97,7 +97,39 @@ fn pax_global_headers_apply_to_later_entries() {
         &raw_header(b"b", b'0', 0, |_| {}),
     ]);
     let entries = read_all(&tar, Limits::default()).unwrap();
-    assert!(entries.iter().all(|(h, _)| h.uid == 1_234_567));
+    assert_eq!(entries.len(), 2);
+    assert!(entries.iter().all(|(h, _)| h.uid == 0));
+}
+
+#[test]
+fn hostile_pax_sizes_and_xattrs_are_refused() {
+    let record = b"29 size=18446744073709551615\n";
+    let tar = archive(&[
+        &raw_header(b"PaxHeaders/f", b'x', record.len() as u64, |_| {}),
+        &padded(record),
+        &raw_header(b"f", b'0', 0, |_| {}),
+    ]);
+    assert_eq!(
+        err_of(&tar, Limits::default()),
+        "invalid tar at byte 1024: entry size 18446744073709551615 is out of range"
+    );
+    let mut many = String::new();
+    for i in 0..200 {
+        let rec = format!(" SCHILY.xattr.user.a{i}=v\n");
+        let len = rec.len() + 2; // every record here is 10 to 99 bytes
+        let record = format!("{len}{rec}");
+        assert_eq!(record.len(), len);
+        many.push_str(&record);
+    }
+    let tar = archive(&[
+        &raw_header(b"PaxHeaders/f", b'x', many.len() as u64, |_| {}),
+        &padded(many.as_bytes()),
+        &raw_header(b"f", b'0', 0, |_| {}),
+    ]);
+    assert_eq!(
+        err_of(&tar, Limits::default()),
+        "invalid tar at byte 0: more than 128 extended attributes or 65536 bytes of them"
+    );
 }
 
 #[test]
@@ -281,7 +313,14 @@ fn header() -> impl Strategy<Value = (Header, Vec<u8>)> {
         0u32..0o10000,
         prop_oneof![0u64..10, 0u64..=u64::from(u32::MAX) * 4],
         prop_oneof![0u64..10, 2_097_151u64..3_000_000],
-        prop_oneof![0i64..=0o777_7777_7777, 8_589_934_592i64..100_000_000_000],
+        (
+            prop_oneof![
+                0i64..=0o777_7777_7777,
+                8_589_934_592i64..100_000_000_000,
+                -100_000i64..0
+            ],
+            prop_oneof![Just(0u32), 0u32..1_000_000_000],
+        ),
         proptest::collection::vec(any::<u8>(), 0..1500),
         proptest::collection::vec(
             (
@@ -293,12 +332,13 @@ fn header() -> impl Strategy<Value = (Header, Vec<u8>)> {
         (0u32..4096, 0u32..4096),
     )
         .prop_map(
-            |(kind, path, link, mode, uid, gid, mtime, data, xattrs, (maj, min))| {
+            |(kind, path, link, mode, uid, gid, (mtime, nsec), data, xattrs, (maj, min))| {
                 let mut h = Header::new(kind, path.as_bytes());
                 h.mode = mode;
                 h.uid = uid;
                 h.gid = gid;
                 h.mtime = mtime;
+                h.mtime_nsec = nsec;
                 if matches!(kind, Kind::Symlink | Kind::Hardlink) {
                     h.link = link.into_bytes();
                 }

@@ -6,6 +6,10 @@ use super::{Header, Kind, Limits};
 use crate::{Error, Result};
 
 const BLOCK: usize = 512;
+/// Extended attributes one entry may carry.
+const MAX_XATTRS: usize = 128;
+/// Bytes of names and values of one entry's extended attributes.
+const MAX_XATTR_BYTES: usize = 64 << 10;
 
 /// A streaming tar reader: [`Reader::next`] gives each entry's header, and
 /// [`Reader::data`] its bytes. Unread data is skipped by the next call.
@@ -20,7 +24,6 @@ pub struct Reader<R> {
     offset: u64,
     entries: u64,
     done: bool,
-    global: Pax,
 }
 
 /// PAX records that override header fields.
@@ -46,7 +49,6 @@ impl<R: Read> Reader<R> {
             offset: 0,
             entries: 0,
             done: false,
-            global: Pax::default(),
         }
     }
 
@@ -114,10 +116,12 @@ impl<R: Read> Reader<R> {
                         b'x' => parse_pax(&data, &mut local)
                             .map_err(|reason| Error::Tar { offset: at, reason })?,
                         _ => {
-                            let mut g = self.global.clone();
+                            // Docker ignores global headers; so do we,
+                            // once they parse.
+                            let mut g = Pax::default();
                             parse_pax(&data, &mut g)
                                 .map_err(|reason| Error::Tar { offset: at, reason })?;
-                            self.global = g;
+                            drop(g);
                         }
                     }
                     continue;
@@ -160,13 +164,8 @@ impl<R: Read> Reader<R> {
                     self.limits.max_entries
                 )));
             }
-            let pick = |l: &Option<Vec<u8>>, g: &Option<Vec<u8>>| l.clone().or_else(|| g.clone());
-            let path = pick(&local.path, &self.global.path)
-                .or(long_name.take())
-                .unwrap_or(raw.name);
-            let link = pick(&local.link, &self.global.link)
-                .or(long_link.take())
-                .unwrap_or(raw.link);
+            let path = local.path.clone().or(long_name.take()).unwrap_or(raw.name);
+            let link = local.link.clone().or(long_link.take()).unwrap_or(raw.link);
             for (what, v) in [("name", &path), ("link target", &link)] {
                 if v.len() > self.limits.max_path {
                     return Err(Error::Limit(format!(
@@ -182,16 +181,21 @@ impl<R: Read> Reader<R> {
                     });
                 }
             }
-            let size = local.size.or(self.global.size).unwrap_or(raw.size);
-            let (mtime, mtime_nsec) = local.mtime.or(self.global.mtime).unwrap_or((raw.mtime, 0));
-            let mut xattrs = self.global.xattrs.clone();
-            xattrs.extend(local.xattrs);
+            let size = local.size.unwrap_or(raw.size);
+            if size > i64::MAX as u64 {
+                return Err(Error::Tar {
+                    offset: at,
+                    reason: format!("entry size {size} is out of range"),
+                });
+            }
+            let (mtime, mtime_nsec) = local.mtime.unwrap_or((raw.mtime, 0));
+            let xattrs = local.xattrs;
             let header = Header {
                 path,
                 kind,
                 mode: raw.mode & 0o7777,
-                uid: local.uid.or(self.global.uid).unwrap_or(raw.uid),
-                gid: local.gid.or(self.global.gid).unwrap_or(raw.gid),
+                uid: local.uid.unwrap_or(raw.uid),
+                gid: local.gid.unwrap_or(raw.gid),
                 size: if kind.has_data() { size } else { 0 },
                 mtime,
                 mtime_nsec,
@@ -476,6 +480,15 @@ fn parse_pax(mut data: &[u8], pax: &mut Pax) -> std::result::Result<(), String> 
             k => {
                 if let Some(name) = k.strip_prefix(b"SCHILY.xattr.") {
                     pax.xattrs.retain(|(n, _)| n != name);
+                    // The kernel's own bounds: a few hundred names, 64 KiB.
+                    let bytes: usize = pax.xattrs.iter().map(|(n, v)| n.len() + v.len()).sum();
+                    if pax.xattrs.len() >= MAX_XATTRS
+                        || bytes + name.len() + value.len() > MAX_XATTR_BYTES
+                    {
+                        return Err(format!(
+                            "more than {MAX_XATTRS} extended attributes or {MAX_XATTR_BYTES} bytes of them"
+                        ));
+                    }
                     pax.xattrs.push((name.to_vec(), value.to_vec()));
                 }
             }

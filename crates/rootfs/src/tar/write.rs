@@ -14,12 +14,17 @@ const MAX_OCTAL_7: u64 = 0o777_7777;
 /// no user or group names, no time of writing, fixed PAX header names.
 pub struct Writer<W: Write> {
     inner: W,
+    /// For copying data: io::copy's 8 KiB would mean many small writes.
+    buf: Vec<u8>,
 }
 
 impl<W: Write> Writer<W> {
     /// A writer into `inner`.
     pub fn new(inner: W) -> Writer<W> {
-        Writer { inner }
+        Writer {
+            inner,
+            buf: Vec::new(),
+        }
     }
 
     /// Appends one entry. `data` must give exactly `header.size` bytes for a
@@ -54,8 +59,17 @@ impl<W: Write> Writer<W> {
         if !mtime_fits || header.mtime_nsec != 0 {
             let mut v = header.mtime.to_string();
             if header.mtime_nsec != 0 {
-                // Only non-negative times carry a fraction here.
-                v = format!("{}.{:09}", header.mtime, header.mtime_nsec);
+                v = if header.mtime >= 0 {
+                    format!("{}.{:09}", header.mtime, header.mtime_nsec)
+                } else {
+                    // (-2 s, +0.5 s) is -1.5 s: PAX writes the signed value.
+                    let secs = header.mtime + 1;
+                    format!(
+                        "-{}.{:09}",
+                        secs.unsigned_abs(),
+                        1_000_000_000 - header.mtime_nsec
+                    )
+                };
             }
             pax.push((b"mtime".to_vec(), v.into_bytes()));
         }
@@ -97,7 +111,7 @@ impl<W: Write> Writer<W> {
         );
         self.inner.write_all(&block)?;
         if size > 0 {
-            let copied = io::copy(&mut data.take(size), &mut self.inner)?;
+            let copied = copy(&mut data.take(size), &mut self.inner, &mut self.buf)?;
             if copied != size {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -125,6 +139,24 @@ impl<W: Write> Writer<W> {
             self.inner.write_all(&[0u8; BLOCK][..BLOCK - rem])?;
         }
         Ok(())
+    }
+}
+
+/// Copies with a 256 KiB buffer, allocated on first use.
+fn copy(from: &mut dyn Read, to: &mut dyn Write, buf: &mut Vec<u8>) -> io::Result<u64> {
+    if buf.is_empty() {
+        buf.resize(256 << 10, 0);
+    }
+    let mut total = 0u64;
+    loop {
+        let n = match from.read(buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        to.write_all(&buf[..n])?;
+        total += n as u64;
     }
 }
 
