@@ -6,7 +6,8 @@
 //! cargo xtask ci             fmt, clippy, dependency rules, test, doc, deny
 //! cargo xtask deps           the dependency rules of shared/DESIGN.md alone
 //! cargo xtask dist           reproducible release archive under target/dist
-//! cargo xtask bench [NAME]   benchmarks against peer tools (names: content)
+//! cargo xtask bench [NAME]   benchmarks against peer tools (content, rootfs)
+//! cargo xtask fuzz [SECONDS] every cargo-fuzz target for SECONDS (default 30)
 //! ```
 
 mod bench;
@@ -19,7 +20,7 @@ use std::process::ExitCode;
 
 use util::{Result, cargo, root};
 
-const USAGE: &str = "usage: cargo xtask <test|ci|deps|dist|bench [content]>";
+const USAGE: &str = "usage: cargo xtask <test|ci|deps|dist|bench [content|rootfs]|fuzz [SECONDS]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         Some("deps") => deps::check(),
         Some("dist") => dist::run(),
         Some("bench") => bench::run(&args[1..]),
+        Some("fuzz") => fuzz(args.get(1).map(String::as_str)),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -73,6 +75,35 @@ fn test() -> Result<()> {
         );
         cargo(&["test", "--workspace", "--all-targets"])
     }
+}
+
+/// The cargo-fuzz targets in `fuzz/`: tar reader, whiteout fold (flatten's
+/// model), references, manifests and plugin configs. libFuzzer needs
+/// nightly flags; `RUSTC_BOOTSTRAP=1` lets the stable toolchain accept them.
+fn fuzz(seconds: Option<&str>) -> Result<()> {
+    let seconds: u64 = seconds
+        .map_or(Ok(30), str::parse)
+        .map_err(|_| "fuzz takes a number of seconds".to_owned())?;
+    if !tools::have("cargo-fuzz") {
+        cargo(&["install", "--locked", "cargo-fuzz"])?;
+    }
+    for target in ["tar_reader", "whiteout_fold", "reference", "manifest"] {
+        util::run(
+            std::process::Command::new("cargo")
+                .args([
+                    "fuzz",
+                    "run",
+                    target,
+                    "--",
+                    &format!("-max_total_time={seconds}"),
+                    "-rss_limit_mb=2048",
+                ])
+                .env("RUSTC_BOOTSTRAP", "1")
+                .current_dir(root()),
+        )?;
+    }
+    eprintln!("xtask: every fuzz target ran {seconds} s without a finding");
+    Ok(())
 }
 
 /// Everything a change must pass before it lands.
