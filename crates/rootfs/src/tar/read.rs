@@ -24,6 +24,8 @@ pub struct Reader<R> {
     offset: u64,
     entries: u64,
     done: bool,
+    /// Scratch space for skipping data, allocated on first use.
+    skip_buf: Vec<u8>,
 }
 
 /// PAX records that override header fields.
@@ -49,6 +51,7 @@ impl<R: Read> Reader<R> {
             offset: 0,
             entries: 0,
             done: false,
+            skip_buf: Vec::new(),
         }
     }
 
@@ -217,14 +220,25 @@ impl<R: Read> Reader<R> {
     }
 
     fn skip_rest(&mut self) -> Result<()> {
-        let n = self.remaining + self.padding;
-        if n > 0 {
-            let copied =
-                io::copy(&mut (&mut self.inner).take(n), &mut io::sink()).map_err(Error::Read)?;
-            self.count(copied)?;
-            if copied < n {
-                return Err(self.truncated());
-            }
+        let mut left = self.remaining + self.padding;
+        // Skipped data is read (the input may not seek, and wrappers below
+        // may be hashing it), in large reads: io::copy's 8 KiB would mean a
+        // hundred thousand calls per GiB.
+        if left > 0 && self.skip_buf.is_empty() {
+            self.skip_buf.resize(256 << 10, 0);
+        }
+        while left > 0 {
+            let want = usize::try_from(left)
+                .unwrap_or(usize::MAX)
+                .min(self.skip_buf.len());
+            let n = match self.inner.read(&mut self.skip_buf[..want]) {
+                Ok(0) => return Err(self.truncated()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::Read(e)),
+            };
+            self.count(n as u64)?;
+            left -= n as u64;
         }
         self.remaining = 0;
         self.padding = 0;
