@@ -210,14 +210,7 @@ fn oci_layout(dir: &Path, layers: &[Vec<u8>], tag: &str) -> Vec<Digest> {
         )]
         .into(),
     );
-    let index = Index {
-        schema_version: 2,
-        media_type: Some(MediaType::OciIndex),
-        artifact_type: None,
-        manifests: vec![entry],
-        subject: None,
-        annotations: None,
-    };
+    let index = Index::oci(vec![entry]);
     fs::write(dir.join("index.json"), index.to_vec()).unwrap();
     fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
     digests

@@ -489,14 +489,7 @@ fn gc_stops_at_a_manifest_that_does_not_parse_rather_than_sweep_its_children() {
         .unwrap();
     let mut entry = Descriptor::new(MediaType::OciManifest, broken.clone(), 30);
     entry.platform = Some(pluginctl_oci::Platform::host());
-    let index = pluginctl_oci::Index {
-        schema_version: 2,
-        media_type: Some(MediaType::OciIndex),
-        artifact_type: None,
-        manifests: vec![entry],
-        subject: None,
-        annotations: None,
-    };
+    let index = pluginctl_oci::Index::oci(vec![entry]);
     let root = store.write_blob(&index.to_vec(), None).unwrap();
     let err = store.gc(&[root], Duration::ZERO).unwrap_err();
     assert_eq!(

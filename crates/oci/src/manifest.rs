@@ -223,6 +223,18 @@ impl Manifest {
 }
 
 impl Index {
+    /// An OCI image index of `manifests`.
+    pub fn oci(manifests: Vec<Descriptor>) -> Index {
+        Index {
+            schema_version: 2,
+            media_type: Some(MediaType::OciIndex),
+            artifact_type: None,
+            manifests,
+            subject: None,
+            annotations: None,
+        }
+    }
+
     /// Parses an index; an image manifest is an error.
     pub fn parse(expected: Option<&MediaType>, bytes: &[u8]) -> Result<Index> {
         match Document::parse(expected, bytes)? {
@@ -451,14 +463,7 @@ mod tests {
                 d
             })
             .collect();
-        Index {
-            schema_version: 2,
-            media_type: Some(MediaType::OciIndex),
-            artifact_type: None,
-            manifests,
-            subject: None,
-            annotations: None,
-        }
+        Index::oci(manifests)
     }
 
     #[test]

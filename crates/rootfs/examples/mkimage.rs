@@ -185,14 +185,7 @@ fn main() -> io::Result<()> {
         )]
         .into(),
     );
-    let index = Index {
-        schema_version: 2,
-        media_type: Some(MediaType::OciIndex),
-        artifact_type: None,
-        manifests: vec![entry],
-        subject: None,
-        annotations: None,
-    };
+    let index = Index::oci(vec![entry]);
     fs::write(out.join("oci/index.json"), index.to_vec())?;
     fs::write(
         out.join("oci/oci-layout"),

@@ -19,8 +19,8 @@ use rustix::io::Errno;
 use crate::decompress::{self, decompress};
 use crate::path::{clean, join};
 use crate::tar::{self, Header, Kind, Reader};
-use crate::whiteout::{self, Name};
-use crate::{Error, Result};
+use crate::whiteout::{self, Plan};
+use crate::{Error, Result, entry_err};
 
 /// How to apply layers.
 #[derive(Debug, Clone, Default)]
@@ -171,13 +171,6 @@ struct Applier<'a> {
     buf: Vec<u8>,
 }
 
-fn entry_err(h: &Header, reason: impl Into<String>) -> Error {
-    Error::Entry {
-        path: h.display_path(),
-        reason: reason.into(),
-    }
-}
-
 fn io_err<'a>(h: &'a Header, op: &'static str) -> impl FnOnce(Errno) -> Error + 'a {
     move |e| Error::EntryIo {
         path: h.display_path(),
@@ -188,24 +181,11 @@ fn io_err<'a>(h: &'a Header, op: &'static str) -> impl FnOnce(Errno) -> Error + 
 
 impl Applier<'_> {
     fn entry(&mut self, h: &Header, data: &mut dyn Read) -> Result<()> {
-        let parts = clean(&h.path).map_err(|r| entry_err(h, r))?;
-        let Some((&base, parent)) = parts.split_last() else {
-            return if h.kind == Kind::Dir {
-                // The root's own entry ("./"): the target keeps its metadata.
-                Ok(())
-            } else {
-                Err(entry_err(h, "a non-directory entry for the root itself"))
-            };
-        };
-        if parent.iter().any(|c| c.starts_with(whiteout::META_PREFIX)) {
-            // Inside AUFS metadata (`.wh..wh.plnk/…`): not part of the tree.
-            return Ok(());
-        }
-        match whiteout::classify(base) {
-            Name::Meta => return Ok(()),
-            Name::Opaque => {
+        let (parent, base) = match whiteout::plan(h)? {
+            Plan::Skip => return Ok(()),
+            Plan::Opaque { parent } => {
                 self.stats.whiteouts += 1;
-                if let Some((dir, mut prefix)) = self.open_parent(h, parent, false)? {
+                if let Some((dir, mut prefix)) = self.open_parent(h, &parent, false)? {
                     if !prefix.is_empty() {
                         prefix.push(b'/');
                     }
@@ -213,15 +193,9 @@ impl Applier<'_> {
                 }
                 return Ok(());
             }
-            Name::Delete(target) => {
+            Plan::Delete { parent, target } => {
                 self.stats.whiteouts += 1;
-                if target.is_empty() || target == b"." || target == b".." {
-                    return Err(entry_err(
-                        h,
-                        "a whiteout must name an entry, not '.', '..' or the directory itself",
-                    ));
-                }
-                let Some((dir, parent_real)) = self.open_parent(h, parent, false)? else {
+                let Some((dir, parent_real)) = self.open_parent(h, &parent, false)? else {
                     return Ok(());
                 };
                 let mut path = child_path(&parent_real, target);
@@ -240,10 +214,10 @@ impl Applier<'_> {
                 }
                 return Ok(());
             }
-            Name::Plain => {}
-        }
+            Plan::Add { parent, base } => (parent, base),
+        };
         let (dir, parent_real) = self
-            .open_parent(h, parent, true)?
+            .open_parent(h, &parent, true)?
             .expect("created when missing");
         let real = child_path(&parent_real, base);
         self.mark_created(&real);

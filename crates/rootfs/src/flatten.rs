@@ -24,8 +24,8 @@ use std::io::{Read, Write};
 use crate::decompress::{self, decompress};
 use crate::path::clean;
 use crate::tar::{self, Header, Kind, Reader, Writer};
-use crate::whiteout::{self, Name};
-use crate::{Error, Result};
+use crate::whiteout::{self, Plan};
+use crate::{Error, Result, entry_err};
 
 /// Where the layers come from: each can be opened more than once, and from
 /// several threads.
@@ -107,13 +107,6 @@ struct Model {
 
 const ROOT: NodeId = 0;
 const MAX_SYMLINKS: usize = 40;
-
-fn entry_err(h: &Header, reason: impl Into<String>) -> Error {
-    Error::Entry {
-        path: h.display_path(),
-        reason: reason.into(),
-    }
-}
 
 /// Why a path could not be resolved in the model.
 enum Resolve {
@@ -231,36 +224,20 @@ impl Model {
     }
 
     fn apply(&mut self, h: &Header, layer: usize, index: u64) -> Result<()> {
-        let parts = clean(&h.path).map_err(|r| entry_err(h, r))?;
-        let Some((&base, parent)) = parts.split_last() else {
-            return if h.kind == Kind::Dir {
-                Ok(())
-            } else {
-                Err(entry_err(h, "a non-directory entry for the root itself"))
-            };
-        };
-        if parent.iter().any(|c| c.starts_with(whiteout::META_PREFIX)) {
-            return Ok(());
-        }
-        let kind = whiteout::classify(base);
-        if let Name::Delete(t) = kind
-            && (t.is_empty() || t == b"." || t == b"..")
-        {
-            return Err(entry_err(
-                h,
-                "a whiteout must name an entry, not '.', '..' or the directory itself",
-            ));
-        }
-        match kind {
-            Name::Meta => Ok(()),
-            Name::Opaque | Name::Delete(_) => {
+        match whiteout::plan(h)? {
+            Plan::Skip => Ok(()),
+            Plan::Add { parent, base } => self.add(h, &parent, base, layer, index),
+            plan @ (Plan::Opaque { .. } | Plan::Delete { .. }) => {
+                let (Plan::Opaque { parent } | Plan::Delete { parent, .. }) = &plan else {
+                    unreachable!("matched above")
+                };
                 let Ok((dir, real)) = self.resolve_dir(parent) else {
                     return Ok(());
                 };
                 let real_prefix = real.join(&b'/');
-                match kind {
-                    Name::Opaque => self.prune(dir, &real_prefix),
-                    Name::Delete(target) => {
+                match plan {
+                    Plan::Opaque { .. } => self.prune(dir, &real_prefix),
+                    Plan::Delete { target, .. } => {
                         let path = if real_prefix.is_empty() {
                             target.to_vec()
                         } else {
@@ -278,7 +255,6 @@ impl Model {
                 }
                 Ok(())
             }
-            Name::Plain => self.add(h, parent, base, layer, index),
         }
     }
 

@@ -102,3 +102,11 @@ pub enum Error {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error about one entry, named by its path in the tar.
+pub(crate) fn entry_err(h: &tar::Header, reason: impl Into<String>) -> Error {
+    Error::Entry {
+        path: h.display_path(),
+        reason: reason.into(),
+    }
+}

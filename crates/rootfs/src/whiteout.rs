@@ -33,6 +33,70 @@ pub fn classify(base: &[u8]) -> Name<'_> {
     }
 }
 
+/// What one entry asks of the tree, decided from its name alone: the rules
+/// that extraction and flattening share, kept in one place so the two agree.
+pub(crate) enum Plan<'a> {
+    /// Nothing: the root's own directory entry, or AUFS metadata.
+    Skip,
+    /// `.wh..wh..opq` in `parent`: hide what lower layers have there.
+    Opaque {
+        /// The directory's components, uncleaned of symlinks.
+        parent: Vec<&'a [u8]>,
+    },
+    /// `.wh.<target>` in `parent`: delete `target` from lower layers.
+    Delete {
+        /// The directory's components.
+        parent: Vec<&'a [u8]>,
+        /// The name to delete.
+        target: &'a [u8],
+    },
+    /// An entry to write at `parent/base`.
+    Add {
+        /// The directory's components.
+        parent: Vec<&'a [u8]>,
+        /// The entry's own name.
+        base: &'a [u8],
+    },
+}
+
+/// Plans one entry; an unsafe or meaningless name is an error naming it.
+pub(crate) fn plan(h: &crate::tar::Header) -> crate::Result<Plan<'_>> {
+    let mut parts = crate::path::clean(&h.path).map_err(|r| crate::entry_err(h, r))?;
+    let Some(base) = parts.pop() else {
+        return if h.kind == crate::tar::Kind::Dir {
+            // The root's own entry ("./"): the target keeps its metadata.
+            Ok(Plan::Skip)
+        } else {
+            Err(crate::entry_err(
+                h,
+                "a non-directory entry for the root itself",
+            ))
+        };
+    };
+    if parts.iter().any(|c| c.starts_with(META_PREFIX)) {
+        // Inside AUFS metadata (`.wh..wh.plnk/…`): not part of the tree.
+        return Ok(Plan::Skip);
+    }
+    Ok(match classify(base) {
+        Name::Meta => Plan::Skip,
+        Name::Opaque => Plan::Opaque { parent: parts },
+        Name::Delete(t) if t.is_empty() || t == b"." || t == b".." => {
+            return Err(crate::entry_err(
+                h,
+                "a whiteout must name an entry, not '.', '..' or the directory itself",
+            ));
+        }
+        Name::Delete(target) => Plan::Delete {
+            parent: parts,
+            target,
+        },
+        Name::Plain => Plan::Add {
+            parent: parts,
+            base,
+        },
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
