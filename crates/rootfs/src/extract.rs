@@ -17,7 +17,7 @@ use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, ResolveFlags, Tim
 use rustix::io::Errno;
 
 use crate::decompress::{self, decompress};
-use crate::path::{clean, join};
+use crate::path::{PathSet, clean, join};
 use crate::tar::{self, Header, Kind, Reader};
 use crate::whiteout::{self, Plan};
 use crate::{Error, Result, entry_err};
@@ -100,7 +100,7 @@ impl<'a> Extractor<'a> {
                 root_dev,
                 options,
                 owners,
-                created: HashSet::new(),
+                created: PathSet::new(),
                 dirs: Vec::new(),
                 stats: Stats::default(),
                 buf: vec![0u8; 256 << 10],
@@ -164,7 +164,7 @@ struct Applier<'a> {
     options: &'a Options,
     owners: bool,
     /// Cleaned paths this layer wrote, with all their ancestors.
-    created: HashSet<Vec<u8>>,
+    created: PathSet,
     /// Directories whose metadata is set once their children are in.
     dirs: Vec<(Vec<u8>, Header)>,
     stats: Stats,
@@ -400,12 +400,7 @@ impl Applier<'_> {
     /// Records a real path (no symlinks in it) and its ancestors as written
     /// by this layer.
     fn mark_created(&mut self, real: &[u8]) {
-        for (i, &b) in real.iter().enumerate() {
-            if b == b'/' {
-                self.created.insert(real[..i].to_vec());
-            }
-        }
-        self.created.insert(real.to_vec());
+        self.created.insert_with_ancestors(real);
     }
 
     /// Opens the directory `parent` inside the root; creates missing ones

@@ -18,11 +18,11 @@
 //!
 //! [`extract::apply_layers`]: crate::extract::apply_layers
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
 
 use crate::decompress::{self, decompress};
-use crate::path::clean;
+use crate::path::{PathSet, clean};
 use crate::tar::{self, Header, Kind, Reader, Writer};
 use crate::whiteout::{self, Plan};
 use crate::{Error, Result, entry_err};
@@ -102,7 +102,7 @@ struct Model {
     nodes: Vec<Node>,
     inodes: Vec<Inode>,
     /// Paths this layer wrote, with their ancestors (for whiteouts).
-    created: HashSet<Vec<u8>>,
+    created: PathSet,
 }
 
 const ROOT: NodeId = 0;
@@ -123,7 +123,7 @@ impl Model {
                 header: Header::new(Kind::Dir, b""),
             }],
             inodes: Vec::new(),
-            created: HashSet::new(),
+            created: PathSet::new(),
         }
     }
 
@@ -198,9 +198,7 @@ impl Model {
     }
 
     fn mark_created(&mut self, real: &[Vec<u8>]) {
-        for i in 1..=real.len() {
-            self.created.insert(real[..i].join(&b'/'));
-        }
+        self.created.insert_with_ancestors(&real.join(&b'/'));
     }
 
     /// Removes what lower layers put under `dir` except what this layer

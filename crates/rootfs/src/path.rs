@@ -25,6 +25,52 @@ pub(crate) fn join(parts: &[&[u8]]) -> Vec<u8> {
     parts.join(&b'/')
 }
 
+/// A set of paths kept as keyed 64-bit hashes of their components, for the
+/// whiteout bookkeeping of one layer. Memory per path is constant whatever
+/// its depth, and marking a path with all its ancestors is one pass over it:
+/// the key of each prefix falls out of the running hash state. The key is
+/// random per process (`RandomState`), so collisions cannot be aimed at.
+pub(crate) struct PathSet {
+    keys: std::collections::HashSet<u64>,
+    seed: std::hash::RandomState,
+}
+
+impl PathSet {
+    pub(crate) fn new() -> PathSet {
+        PathSet {
+            keys: std::collections::HashSet::new(),
+            seed: std::hash::RandomState::new(),
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.keys.clear();
+    }
+
+    /// Adds `path` (components joined by '/') and every ancestor of it.
+    pub(crate) fn insert_with_ancestors(&mut self, path: &[u8]) {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = self.seed.build_hasher();
+        for c in path.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+            h.write_usize(c.len());
+            h.write(c);
+            self.keys.insert(h.finish());
+        }
+    }
+
+    pub(crate) fn contains(&self, path: &[u8]) -> bool {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = self.seed.build_hasher();
+        let mut any = false;
+        for c in path.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+            h.write_usize(c.len());
+            h.write(c);
+            any = true;
+        }
+        any && self.keys.contains(&h.finish())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -35,6 +81,20 @@ mod tests {
             Err(e) => format!("err {e}"),
         };
         assert_eq!(got, expected, "{name:?}");
+    }
+
+    #[test]
+    fn path_sets_hold_ancestors() {
+        let mut set = PathSet::new();
+        set.insert_with_ancestors(b"a/b/c");
+        for yes in [&b"a"[..], b"a/b", b"a/b/c", b"a/b/c/"] {
+            assert!(set.contains(yes), "{}", String::from_utf8_lossy(yes));
+        }
+        for no in [&b""[..], b"b", b"a/c", b"a/b/c/d", b"ab", b"a/bc"] {
+            assert!(!set.contains(no), "{}", String::from_utf8_lossy(no));
+        }
+        set.clear();
+        assert!(!set.contains(b"a"));
     }
 
     #[test]
