@@ -48,30 +48,10 @@ pub fn detect(prefix: &[u8]) -> Option<Compression> {
     if prefix.is_empty() {
         return Some(Compression::None);
     }
-    if prefix.len() >= 512 {
-        let block = &prefix[..512];
-        if block.iter().all(|&b| b == 0) {
-            return Some(Compression::None);
-        }
-        let sum: u64 = block
-            .iter()
-            .enumerate()
-            .map(|(i, &c)| {
-                if (148..156).contains(&i) {
-                    32
-                } else {
-                    u64::from(c)
-                }
-            })
-            .sum();
-        let field: String = block[148..156]
-            .iter()
-            .map(|&c| char::from(c))
-            .filter(char::is_ascii_digit)
-            .collect();
-        if u64::from_str_radix(&field, 8).ok() == Some(sum) {
-            return Some(Compression::None);
-        }
+    if let Some(block) = prefix.first_chunk::<512>()
+        && (block.iter().all(|&b| b == 0) || crate::tar::is_header(block))
+    {
+        return Some(Compression::None);
     }
     None
 }

@@ -12,6 +12,7 @@
 mod read;
 mod write;
 
+pub(crate) use read::is_header;
 pub use read::{Data, Reader};
 pub use write::Writer;
 

@@ -356,28 +356,7 @@ struct RawHeader {
 impl RawHeader {
     fn parse(b: &[u8; BLOCK]) -> std::result::Result<RawHeader, String> {
         let stored = parse_number(&b[148..156]).ok_or("invalid header checksum field")?;
-        let unsigned: i64 = b
-            .iter()
-            .enumerate()
-            .map(|(i, &c)| {
-                if (148..156).contains(&i) {
-                    32
-                } else {
-                    i64::from(c)
-                }
-            })
-            .sum();
-        let signed: i64 = b
-            .iter()
-            .enumerate()
-            .map(|(i, &c)| {
-                if (148..156).contains(&i) {
-                    32
-                } else {
-                    i64::from(c.cast_signed())
-                }
-            })
-            .sum();
+        let (unsigned, signed) = checksums(b);
         if stored != unsigned && stored != signed {
             return Err(format!(
                 "header checksum mismatch (stored {stored}, computed {unsigned}): not a tar archive, or a corrupt one"
@@ -417,6 +396,29 @@ impl RawHeader {
             name,
         })
     }
+}
+
+/// A header's checksum as the sum of its bytes (the checksum field counted
+/// as spaces), unsigned and, as old tars wrote it, signed.
+fn checksums(b: &[u8; BLOCK]) -> (i64, i64) {
+    let mut unsigned = 0i64;
+    let mut signed = 0i64;
+    for (i, &c) in b.iter().enumerate() {
+        let (u, s) = if (148..156).contains(&i) {
+            (32, 32)
+        } else {
+            (i64::from(c), i64::from(c.cast_signed()))
+        };
+        unsigned += u;
+        signed += s;
+    }
+    (unsigned, signed)
+}
+
+/// Whether `block` is a tar header with a valid checksum.
+pub(crate) fn is_header(block: &[u8; BLOCK]) -> bool {
+    let (unsigned, signed) = checksums(block);
+    parse_number(&block[148..156]).is_some_and(|stored| stored == unsigned || stored == signed)
 }
 
 /// Octal (NUL/space terminated, possibly empty) or base-256 (high bit set).
