@@ -28,8 +28,10 @@ pub(crate) struct Args {
     /// Where to write: a file, a directory (with --format dir), or - for stdout
     #[arg(short, long)]
     output: String,
-    /// A docker-save tarball (- for stdin), oci:DIR[:TAG], or layer files
-    #[arg(required = true)]
+    #[arg(
+        required = true,
+        help = "A docker-save tarball (- for stdin), oci:DIR[:TAG], or layer files"
+    )]
     inputs: Vec<String>,
 }
 

@@ -11,7 +11,7 @@ const MAX_XATTRS: usize = 128;
 /// Bytes of names and values of one entry's extended attributes.
 const MAX_XATTR_BYTES: usize = 64 << 10;
 
-/// A streaming tar reader: [`Reader::next`] gives each entry's header, and
+/// A streaming tar reader: [`Reader::next_header`] gives each entry's header, and
 /// [`Reader::data`] its bytes. Unread data is skipped by the next call.
 pub struct Reader<R> {
     inner: R,
