@@ -38,6 +38,19 @@ pub(crate) fn gc_lock(store: &Path, exclusive: bool) -> Result<File> {
     Ok(f)
 }
 
+/// Whether `path` still names the file `file` has open: false when it is
+/// gone or another file took its place (a writer that committed and removed
+/// its ingest, or a new one that started afresh).
+pub(crate) fn still_at(file: &File, path: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let ours = file.metadata()?;
+    match fs::symlink_metadata(path) {
+        Ok(m) => Ok(m.ino() == ours.ino() && m.dev() == ours.dev()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Seconds since the epoch, as stored in `updatedat`.
 pub(crate) fn unix_now() -> u64 {
     SystemTime::now()

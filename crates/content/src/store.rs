@@ -3,7 +3,6 @@
 use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -424,10 +423,7 @@ impl Store {
             }
             // Between our open and our lock, a writer may have committed and
             // another started afresh: act only on what we locked, as it is now.
-            let same = match (lock.metadata(), fs::metadata(&lock_path)) {
-                (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
-                _ => false,
-            };
+            let same = fsutil::still_at(&lock, &lock_path).unwrap_or(false);
             let Some(status) = Store::status_of(&path)?.filter(|_| same) else {
                 continue;
             };
@@ -559,18 +555,8 @@ impl Store {
                     }
                 }
             }
-            let ours = lock.metadata().ctx("inspecting", &ref_path)?;
-            match fs::metadata(&ref_path) {
-                Ok(m) if m.ino() == ours.ino() && m.dev() == ours.dev() => {}
-                Ok(_) => continue,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(source) => {
-                    return Err(Error::Io {
-                        op: "inspecting",
-                        path: ref_path,
-                        source,
-                    });
-                }
+            if !fsutil::still_at(&lock, &ref_path).ctx("inspecting", &ref_path)? {
+                continue;
             }
             let mut recorded = String::new();
             lock.read_to_string(&mut recorded)

@@ -2,7 +2,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
@@ -421,14 +421,11 @@ impl Writer {
         // Publishing and gc exclude each other, so a blob committed while gc
         // runs is never swept by it.
         let _gc = fsutil::gc_lock(&self.store, false)?;
-        match fs::symlink_metadata(&self.data_path) {
-            Ok(m) if m.ino() == on_disk.ino() && m.dev() == on_disk.dev() => {}
-            _ => {
-                self.done = true;
-                return Err(Error::IngestLost {
-                    reference: self.reference.clone(),
-                });
-            }
+        if !matches!(fsutil::still_at(&self.data, &self.data_path), Ok(true)) {
+            self.done = true;
+            return Err(Error::IngestLost {
+                reference: self.reference.clone(),
+            });
         }
         let dir = self.blobs.join(digest.algorithm().as_str());
         let target = dir.join(digest.encoded());

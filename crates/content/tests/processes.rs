@@ -79,6 +79,15 @@ fn wait_for_offset(store: &Store, reference: &str, min: u64) -> u64 {
     }
 }
 
+/// Waits for every child; a failed one fails the test with its stderr.
+fn wait_all(children: Vec<Child>) {
+    for mut c in children {
+        let mut err = String::new();
+        c.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+        assert!(c.wait().unwrap().success(), "child failed: {err}");
+    }
+}
+
 #[test]
 fn sigkill_mid_ingest_then_resume() {
     const LEN: usize = 48 << 20;
@@ -145,11 +154,7 @@ fn writers_in_several_processes_on_one_reference_produce_one_blob() {
             )
         })
         .collect();
-    for mut c in children {
-        let mut err = String::new();
-        c.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-        assert!(c.wait().unwrap().success(), "child failed: {err}");
-    }
+    wait_all(children);
     let data = pattern(11, LEN);
     let list = store.list().unwrap();
     assert_eq!(list.len(), 1);
@@ -173,11 +178,7 @@ fn writers_in_several_processes_on_different_references() {
     let children: Vec<Child> = (1..=4u64)
         .map(|seed| spawn_child(name, &format!("{},{seed}", tmp.path().display())))
         .collect();
-    for mut c in children {
-        let mut err = String::new();
-        c.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-        assert!(c.wait().unwrap().success(), "child failed: {err}");
-    }
+    wait_all(children);
     let mut want: Vec<Digest> = (1..=4u64)
         .map(|s| Digest::of_bytes(&pattern(s, LEN)))
         .collect();
