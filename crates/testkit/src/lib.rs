@@ -1,8 +1,14 @@
 //! Helpers for pluginctl's own tests. Never a dependency of a shipped crate.
 //!
-//! Today: deterministic test bytes. The layer builders from a text
-//! description and the hostile in-process registry join it with the crates
-//! that need them.
+//! Deterministic test bytes, layers from a text description, tree
+//! listings, small valid images and OCI layouts ([`image`]), a scriptable
+//! HTTP server for hostile registries and token endpoints ([`http`]), and
+//! real registry peers: the CNCF distribution registry started by PID, a
+//! JWT token server and a transfer-cutting proxy ([`registry`]).
+
+pub mod http;
+pub mod image;
+pub mod registry;
 
 /// `len` deterministic pseudo-random bytes, different for each `seed`
 /// (xorshift64), so that tests in different processes agree on content

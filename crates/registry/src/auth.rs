@@ -1,0 +1,710 @@
+//! Authentication: `WWW-Authenticate` challenges, credentials (from the caller
+//! or `~/.docker/config.json` and its credential helpers), and bearer tokens.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+use crate::error::{Error, Result, one_line};
+
+/// One challenge of a `WWW-Authenticate` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// The scheme, lower case: `bearer` or `basic`.
+    pub scheme: String,
+    /// Its parameters; names lower case, values unquoted.
+    pub params: HashMap<String, String>,
+}
+
+impl Challenge {
+    /// Parses every challenge of a header value (RFC 7235 syntax, the way
+    /// registries write it: `Bearer realm="…",service="…",scope="…"`).
+    pub fn parse_all(header: &str) -> Vec<Challenge> {
+        let mut out: Vec<Challenge> = Vec::new();
+        let mut p = Parser {
+            s: header.as_bytes(),
+            i: 0,
+        };
+        loop {
+            p.skip(|c| c == b' ' || c == b',' || c == b'\t');
+            let Some(word) = p.token() else { break };
+            p.skip(|c| c == b' ' || c == b'\t');
+            if p.peek() == Some(b'=') {
+                // A parameter of the current challenge.
+                p.i += 1;
+                p.skip(|c| c == b' ' || c == b'\t');
+                let value = if p.peek() == Some(b'"') {
+                    p.quoted()
+                } else {
+                    p.token().unwrap_or_default()
+                };
+                if let Some(c) = out.last_mut() {
+                    c.params.insert(word.to_ascii_lowercase(), value);
+                }
+            } else {
+                out.push(Challenge {
+                    scheme: word.to_ascii_lowercase(),
+                    params: HashMap::new(),
+                });
+            }
+        }
+        out
+    }
+
+    /// The parameter `name`, if present.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.get(name).map(String::as_str)
+    }
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+    fn skip(&mut self, f: impl Fn(u8) -> bool) {
+        while self.peek().is_some_and(&f) {
+            self.i += 1;
+        }
+    }
+    fn token(&mut self) -> Option<String> {
+        let start = self.i;
+        self.skip(|c| !matches!(c, b' ' | b'\t' | b',' | b'=' | b'"'));
+        (self.i > start).then(|| String::from_utf8_lossy(&self.s[start..self.i]).into_owned())
+    }
+    fn quoted(&mut self) -> String {
+        self.i += 1; // opening quote
+        let mut out = Vec::new();
+        while let Some(c) = self.peek() {
+            self.i += 1;
+            match c {
+                b'\\' => {
+                    if let Some(n) = self.peek() {
+                        out.push(n);
+                        self.i += 1;
+                    }
+                }
+                b'"' => break,
+                _ => out.push(c),
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+}
+
+/// What to authenticate with at one registry.
+#[derive(Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Credentials {
+    /// No credentials: anonymous tokens only.
+    #[default]
+    Anonymous,
+    /// A user name and password (or personal access token).
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password.
+        password: String,
+    },
+    /// An OAuth2 refresh token (`identitytoken` in the Docker config).
+    IdentityToken(String),
+    /// A bearer token sent as it is (`registrytoken` in the Docker config).
+    RegistryToken(String),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print secrets.
+        match self {
+            Credentials::Anonymous => f.write_str("Anonymous"),
+            Credentials::Basic { username, .. } => write!(f, "Basic({username}, ***)"),
+            Credentials::IdentityToken(_) => f.write_str("IdentityToken(***)"),
+            Credentials::RegistryToken(_) => f.write_str("RegistryToken(***)"),
+        }
+    }
+}
+
+/// Where credentials for a registry host come from.
+pub trait CredentialSource: Send + Sync {
+    /// The credentials for `host` (`host[:port]` as written in references;
+    /// `docker.io` for Docker Hub). `Anonymous` when there are none.
+    fn credentials(&self, host: &str) -> Result<Credentials>;
+}
+
+/// Fixed credentials per host, given by the caller.
+#[derive(Debug, Default, Clone)]
+pub struct StaticCredentials {
+    by_host: HashMap<String, Credentials>,
+}
+
+impl StaticCredentials {
+    /// No credentials for any host.
+    pub fn new() -> StaticCredentials {
+        StaticCredentials::default()
+    }
+
+    /// Adds credentials for `host`.
+    #[must_use]
+    pub fn with(mut self, host: &str, credentials: Credentials) -> StaticCredentials {
+        self.by_host.insert(normalize_host(host), credentials);
+        self
+    }
+}
+
+impl CredentialSource for StaticCredentials {
+    fn credentials(&self, host: &str) -> Result<Credentials> {
+        Ok(self
+            .by_host
+            .get(&normalize_host(host))
+            .cloned()
+            .unwrap_or_default())
+    }
+}
+
+/// The key Docker uses for a host: Docker Hub's aliases become `docker.io`;
+/// a scheme and path (`https://index.docker.io/v1/`) are dropped.
+pub fn normalize_host(key: &str) -> String {
+    let s = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    let s = s.split('/').next().unwrap_or(s).to_ascii_lowercase();
+    match s.as_str() {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            "docker.io".to_owned()
+        }
+        _ => s,
+    }
+}
+
+/// Credentials from a Docker CLI config file (`~/.docker/config.json`):
+/// `auths` (base64 `auth`, `username`/`password`, `identitytoken`,
+/// `registrytoken`), `credHelpers` and `credsStore` through
+/// `docker-credential-<helper> get`.
+#[derive(Debug, Clone, Default)]
+pub struct DockerConfig {
+    path: Option<PathBuf>,
+    file: ConfigFile,
+    helper_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct ConfigFile {
+    #[serde(default)]
+    auths: HashMap<String, AuthEntry>,
+    #[serde(default, rename = "credHelpers")]
+    cred_helpers: HashMap<String, String>,
+    #[serde(default, rename = "credsStore")]
+    creds_store: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct AuthEntry {
+    #[serde(default)]
+    auth: Option<String>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    identitytoken: Option<String>,
+    #[serde(default)]
+    registrytoken: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct HelperOutput {
+    #[serde(rename = "Username", default)]
+    username: String,
+    #[serde(rename = "Secret", default)]
+    secret: String,
+}
+
+impl DockerConfig {
+    /// The config Docker would read: `$DOCKER_CONFIG/config.json`, else
+    /// `$HOME/.docker/config.json`. A missing file means no credentials.
+    pub fn load_default() -> Result<DockerConfig> {
+        let dir = std::env::var_os("DOCKER_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker")));
+        match dir {
+            Some(d) => DockerConfig::load(&d.join("config.json")),
+            None => Ok(DockerConfig::default()),
+        }
+    }
+
+    /// Reads `path`; a missing file means no credentials, a malformed one
+    /// is an error naming it.
+    pub fn load(path: &Path) -> Result<DockerConfig> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(DockerConfig::default());
+            }
+            Err(e) => {
+                return Err(Error::Config(format!("{}: {e}", path.display())));
+            }
+        };
+        let file: ConfigFile = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        Ok(DockerConfig {
+            path: Some(path.to_owned()),
+            file,
+            helper_dir: None,
+        })
+    }
+
+    /// Looks for `docker-credential-*` programs in `dir` instead of `$PATH`
+    /// (sandboxes and tests).
+    #[must_use]
+    pub fn with_helper_dir(mut self, dir: &Path) -> DockerConfig {
+        self.helper_dir = Some(dir.to_owned());
+        self
+    }
+
+    fn entry(&self, host: &str) -> Option<&AuthEntry> {
+        let want = normalize_host(host);
+        self.file
+            .auths
+            .iter()
+            .find(|(k, _)| normalize_host(k) == want)
+            .map(|(_, v)| v)
+    }
+
+    fn helper_for(&self, host: &str) -> Option<&str> {
+        let want = normalize_host(host);
+        self.file
+            .cred_helpers
+            .iter()
+            .find(|(k, _)| normalize_host(k) == want)
+            .map(|(_, v)| v.as_str())
+            .or(self.file.creds_store.as_deref())
+    }
+
+    fn where_(&self) -> String {
+        self.path
+            .as_ref()
+            .map_or_else(|| "docker config".to_owned(), |p| p.display().to_string())
+    }
+}
+
+/// The server URL Docker passes to credential helpers for `host`.
+fn helper_server(host: &str) -> String {
+    if normalize_host(host) == "docker.io" {
+        "https://index.docker.io/v1/".to_owned()
+    } else {
+        host.to_owned()
+    }
+}
+
+impl CredentialSource for DockerConfig {
+    fn credentials(&self, host: &str) -> Result<Credentials> {
+        let fail = |message: String| Error::Credentials {
+            host: host.to_owned(),
+            message,
+        };
+        if let Some(helper) = self.helper_for(host) {
+            let program = format!("docker-credential-{helper}");
+            let program = match &self.helper_dir {
+                Some(dir) => dir.join(program),
+                None => PathBuf::from(program),
+            };
+            return run_helper(&program, &helper_server(host)).map_err(fail);
+        }
+        let Some(e) = self.entry(host) else {
+            return Ok(Credentials::Anonymous);
+        };
+        if let Some(t) = e.identitytoken.as_deref().filter(|t| !t.is_empty()) {
+            return Ok(Credentials::IdentityToken(t.to_owned()));
+        }
+        if let Some(t) = e.registrytoken.as_deref().filter(|t| !t.is_empty()) {
+            return Ok(Credentials::RegistryToken(t.to_owned()));
+        }
+        if let Some(auth) = e.auth.as_deref().filter(|a| !a.is_empty()) {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(auth.trim())
+                .map_err(|err| fail(format!("{}: auth is not base64: {err}", self.where_())))?;
+            let text = String::from_utf8(decoded)
+                .map_err(|_| fail(format!("{}: auth is not UTF-8", self.where_())))?;
+            let (username, password) = text.split_once(':').ok_or_else(|| {
+                fail(format!(
+                    "{}: auth does not decode to user:password",
+                    self.where_()
+                ))
+            })?;
+            return Ok(Credentials::Basic {
+                username: username.to_owned(),
+                password: password.to_owned(),
+            });
+        }
+        match (&e.username, &e.password) {
+            (Some(u), Some(p)) if !u.is_empty() => Ok(Credentials::Basic {
+                username: u.clone(),
+                password: p.clone(),
+            }),
+            _ => Ok(Credentials::Anonymous),
+        }
+    }
+}
+
+/// Runs `docker-credential-<helper> get` with the server URL on stdin.
+fn run_helper(program_path: &Path, server: &str) -> std::result::Result<Credentials, String> {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let program = program_path.display();
+    let mut child = Command::new(program_path)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A helper that exits without reading is handled by its status below.
+        let _ = stdin.write_all(server.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("{program}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        // "credentials not found in native keychain" means anonymous.
+        if stdout.contains("credentials not found") {
+            return Ok(Credentials::Anonymous);
+        }
+        let msg = if stdout.trim().is_empty() {
+            String::from_utf8_lossy(&out.stderr).into_owned()
+        } else {
+            stdout.into_owned()
+        };
+        return Err(format!(
+            "{program} get failed ({}): {}",
+            out.status,
+            one_line(&msg, 200)
+        ));
+    }
+    let parsed: HelperOutput = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("{program} get printed something that is not JSON: {e}"))?;
+    if parsed.username == "<token>" {
+        Ok(Credentials::IdentityToken(parsed.secret))
+    } else if parsed.username.is_empty() && parsed.secret.is_empty() {
+        Ok(Credentials::Anonymous)
+    } else {
+        Ok(Credentials::Basic {
+            username: parsed.username,
+            password: parsed.secret,
+        })
+    }
+}
+
+/// A bearer token and when to stop using it.
+#[derive(Clone)]
+pub(crate) struct Token {
+    pub(crate) value: String,
+    pub(crate) valid_until: Instant,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    access_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+/// Tokens per (host, scope set), shared by every request of a client.
+#[derive(Default)]
+pub(crate) struct TokenCache {
+    map: std::sync::Mutex<HashMap<(String, String), Token>>,
+}
+
+impl TokenCache {
+    pub(crate) fn get(&self, host: &str, scopes: &str) -> Option<String> {
+        let map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(&(host.to_owned(), scopes.to_owned()))
+            .filter(|t| t.valid_until > Instant::now())
+            .map(|t| t.value.clone())
+    }
+
+    pub(crate) fn put(&self, host: &str, scopes: &str, token: Token) {
+        let mut map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.insert((host.to_owned(), scopes.to_owned()), token);
+    }
+
+    pub(crate) fn forget(&self, host: &str, scopes: &str) {
+        let mut map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.remove(&(host.to_owned(), scopes.to_owned()));
+    }
+}
+
+/// The largest token response read (a token server returning a film is garbage).
+const MAX_TOKEN_RESPONSE: usize = 1 << 20;
+
+/// Asks the token server of a bearer challenge for a token for `scopes`.
+pub(crate) async fn fetch_token(
+    http: &reqwest::Client,
+    what: &str,
+    challenge: &Challenge,
+    scopes: &[String],
+    credentials: &Credentials,
+) -> Result<Token> {
+    let fail = |message: String| Error::Auth {
+        what: what.to_owned(),
+        message,
+    };
+    let realm = challenge
+        .param("realm")
+        .ok_or_else(|| fail("the bearer challenge has no realm".to_owned()))?;
+    let url = reqwest::Url::parse(realm)
+        .map_err(|e| fail(format!("the token realm {realm:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "https" | "http") {
+        return Err(fail(format!("the token realm {realm} is not http(s)")));
+    }
+    let service = challenge.param("service").unwrap_or_default();
+    let request = match credentials {
+        Credentials::IdentityToken(refresh) => {
+            // OAuth2 refresh-token grant, as `docker login` tokens are used.
+            let mut form: Vec<(&str, &str)> = vec![
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh),
+                ("service", service),
+                ("client_id", "pluginctl"),
+            ];
+            let joined = scopes.join(" ");
+            if !scopes.is_empty() {
+                form.push(("scope", &joined));
+            }
+            let body = form
+                .iter()
+                .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+                .collect::<Vec<_>>()
+                .join("&");
+            http.post(url.clone())
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body)
+        }
+        _ => {
+            let mut u = url.clone();
+            {
+                let mut q = u.query_pairs_mut();
+                if !service.is_empty() {
+                    q.append_pair("service", service);
+                }
+                for s in scopes {
+                    q.append_pair("scope", s);
+                }
+                if let Credentials::Basic { username, .. } = credentials {
+                    q.append_pair("account", username);
+                }
+            }
+            let r = http.get(u);
+            match credentials {
+                Credentials::Basic { username, password } => r.basic_auth(username, Some(password)),
+                _ => r,
+            }
+        }
+    };
+    let response = request.send().await.map_err(|e| {
+        fail(format!(
+            "token server {realm}: {}",
+            crate::client::describe(&e)
+        ))
+    })?;
+    let status = response.status().as_u16();
+    let body = crate::client::read_limited(response, MAX_TOKEN_RESPONSE)
+        .await
+        .map_err(|m| fail(format!("token server {realm}: {m}")))?;
+    if status != 200 {
+        let detail = crate::error::Envelope::parse(&body).map_or_else(
+            || one_line(&String::from_utf8_lossy(&body), 120),
+            |e| format!("{}: {}", e.code, e.message),
+        );
+        return Err(fail(format!(
+            "token server {realm} answered HTTP {status}{}{detail}",
+            if detail.is_empty() { "" } else { ": " }
+        )));
+    }
+    let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| {
+        fail(format!(
+            "token server {realm} returned something that is not a token response: {e}"
+        ))
+    })?;
+    let value = parsed
+        .token
+        .or(parsed.access_token)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| fail(format!("token server {realm} returned no token")))?;
+    if value.bytes().any(|b| b.is_ascii_control() || b == b' ') {
+        return Err(fail(format!(
+            "token server {realm} returned a token with spaces or control characters"
+        )));
+    }
+    // The spec's minimum lifetime is 60 s; renew a little early.
+    let lifetime = parsed.expires_in.unwrap_or(60).max(60);
+    let valid_until = Instant::now() + Duration::from_secs(lifetime) - Duration::from_secs(5);
+    Ok(Token { value, valid_until })
+}
+
+fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A shared credential source.
+pub(crate) type SharedCredentials = Arc<dyn CredentialSource>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_parse_as_registries_write_them() {
+        let c = Challenge::parse_all(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:samalba/my-app:pull,push""#,
+        );
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].scheme, "bearer");
+        assert_eq!(c[0].param("realm"), Some("https://auth.docker.io/token"));
+        assert_eq!(c[0].param("service"), Some("registry.docker.io"));
+        assert_eq!(
+            c[0].param("scope"),
+            Some("repository:samalba/my-app:pull,push")
+        );
+
+        let two = Challenge::parse_all(r#"Basic realm="Registry Realm", Bearer realm=x,service=y"#);
+        assert_eq!(two.len(), 2);
+        assert_eq!(two[0].scheme, "basic");
+        assert_eq!(two[0].param("realm"), Some("Registry Realm"));
+        assert_eq!(two[1].param("service"), Some("y"));
+
+        let escaped = Challenge::parse_all(r#"Bearer realm="a\"b""#);
+        assert_eq!(escaped[0].param("realm"), Some("a\"b"));
+        assert!(Challenge::parse_all("").is_empty());
+    }
+
+    #[test]
+    fn docker_config_entries_resolve_by_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cr:et");
+        std::fs::write(
+            &path,
+            format!(
+                r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{auth}"}},
+                   "reg.example:5000":{{"identitytoken":"refresh-me"}},
+                   "http://plain.example/v2/":{{"username":"bob","password":"pw"}},
+                   "bad.example":{{"auth":"!!!"}}}}}}"#
+            ),
+        )
+        .unwrap();
+        let cfg = DockerConfig::load(&path).unwrap();
+        assert_eq!(
+            cfg.credentials("docker.io").unwrap(),
+            Credentials::Basic {
+                username: "alice".into(),
+                password: "s3cr:et".into()
+            }
+        );
+        assert_eq!(
+            cfg.credentials("reg.example:5000").unwrap(),
+            Credentials::IdentityToken("refresh-me".into())
+        );
+        assert_eq!(
+            cfg.credentials("plain.example").unwrap(),
+            Credentials::Basic {
+                username: "bob".into(),
+                password: "pw".into()
+            }
+        );
+        assert_eq!(
+            cfg.credentials("other.example").unwrap(),
+            Credentials::Anonymous
+        );
+        let err = cfg.credentials("bad.example").unwrap_err().to_string();
+        assert!(
+            err.contains("bad.example") && err.contains("base64"),
+            "{err}"
+        );
+
+        std::fs::write(&path, b"{not json").unwrap();
+        let err = DockerConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("config.json"), "{err}");
+        assert!(
+            DockerConfig::load(&dir.path().join("missing.json"))
+                .unwrap()
+                .credentials("docker.io")
+                .unwrap()
+                == Credentials::Anonymous
+        );
+    }
+
+    #[test]
+    fn credential_helpers_are_run_with_the_server_on_stdin() {
+        let dir = tempfile::tempdir().unwrap();
+        let helper = dir.path().join("docker-credential-pctest");
+        std::fs::write(
+            &helper,
+            "#!/bin/sh\nread server\ncase \"$server\" in\n  reg.example) echo '{\"ServerURL\":\"reg.example\",\"Username\":\"carol\",\"Secret\":\"pw2\"}' ;;\n  https://index.docker.io/v1/) echo '{\"Username\":\"<token>\",\"Secret\":\"rt\"}' ;;\n  broken.example) echo 'not json' ;;\n  *) echo 'credentials not found in native keychain'; exit 1 ;;\nesac\n",
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let config = dir.path().join("config.json");
+        std::fs::write(
+            &config,
+            r#"{"credsStore":"pctest","credHelpers":{"other.example":"missing-helper"}}"#,
+        )
+        .unwrap();
+        let cfg = DockerConfig::load(&config)
+            .unwrap()
+            .with_helper_dir(dir.path());
+        assert_eq!(
+            cfg.credentials("reg.example").unwrap(),
+            Credentials::Basic {
+                username: "carol".into(),
+                password: "pw2".into()
+            }
+        );
+        assert_eq!(
+            cfg.credentials("docker.io").unwrap(),
+            Credentials::IdentityToken("rt".into())
+        );
+        assert_eq!(
+            cfg.credentials("nobody.example").unwrap(),
+            Credentials::Anonymous
+        );
+        let err = cfg.credentials("broken.example").unwrap_err().to_string();
+        assert!(
+            err.contains("broken.example") && err.contains("not JSON"),
+            "{err}"
+        );
+        let err = cfg.credentials("other.example").unwrap_err().to_string();
+        assert!(err.contains("docker-credential-missing-helper"), "{err}");
+    }
+}
