@@ -478,10 +478,18 @@ impl Client {
             let base = Url::parse(&format!("{scheme}://{host}/"))
                 .map_err(|e| Error::Config(format!("registry host {host:?}: {e}")))?;
             let url = base.join("v2/").expect("static path");
-            match self
-                .send_retrying(what, self.http(skip_verify).get(url))
-                .await
-            {
+            // For an insecure host, HTTPS is only a probe: one try, then HTTP.
+            let probe = if insecure && scheme == "https" {
+                self.http(skip_verify)
+                    .get(url)
+                    .send()
+                    .await
+                    .map_err(TransportError)
+            } else {
+                self.send_retrying(what, self.http(skip_verify).get(url))
+                    .await
+            };
+            match probe {
                 Ok(resp) => {
                     let status = resp.status();
                     let challenge = pick_challenge(resp.headers());
@@ -938,6 +946,7 @@ fn tls_message(e: &reqwest::Error) -> Option<String> {
             "peer is incompatible",
             "peer misbehaved",
             "received fatal alert",
+            "tls handshake",
         ] {
             if let Some(i) = text.find(marker) {
                 return Some(text[i..].to_owned());
