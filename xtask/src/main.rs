@@ -48,10 +48,26 @@ fn main() -> ExitCode {
 
 /// System tools the test tiers need, as (command, Debian package). The
 /// registry and runtime issues add `docker-registry`, `runc`, `skopeo`.
-const TEST_TOOLS: &[tools::Tool] = &[tools::Tool {
-    command: "umoci",
-    package: "umoci",
-}];
+const TEST_TOOLS: &[tools::Tool] = &[
+    tools::Tool {
+        command: "umoci",
+        package: "umoci",
+    },
+    // The registry client's integration tier: the CNCF distribution
+    // registry, skopeo for interop, openssl for certificates and JWTs.
+    tools::Tool {
+        command: "docker-registry",
+        package: "docker-registry",
+    },
+    tools::Tool {
+        command: "skopeo",
+        package: "skopeo",
+    },
+    tools::Tool {
+        command: "openssl",
+        package: "openssl",
+    },
+];
 
 /// Every test tier: unit, integration, end-to-end and doc tests.
 fn test() -> Result<()> {

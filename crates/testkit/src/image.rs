@@ -23,8 +23,36 @@ pub struct Image {
 
 impl Image {
     /// One layer per entry of `sizes`, each a tar with one file of that many
-    /// pattern bytes, gzip level 1.
+    /// pattern bytes, gzip level 1; a Docker schema2 manifest.
     pub fn new(seed: u64, sizes: &[usize]) -> Image {
+        let (config, layers) = Image::parts(seed, sizes);
+        Image::assemble(
+            config,
+            MediaType::parse("application/vnd.docker.container.image.v1+json"),
+            layers,
+        )
+    }
+
+    /// The same content under an OCI image manifest (what OCI layouts hold).
+    pub fn new_oci(seed: u64, sizes: &[usize]) -> Image {
+        let (config, layers) = Image::parts(seed, sizes);
+        let layer_type = "application/vnd.oci.image.layer.v1.tar+gzip";
+        let d = |mt: &str, b: &[u8]| serde_json::json!({"mediaType": mt, "digest": Digest::of_bytes(b).as_str(), "size": b.len()});
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": d("application/vnd.oci.image.config.v1+json", &config),
+            "layers": layers.iter().map(|l| d(layer_type, l)).collect::<Vec<_>>(),
+        });
+        Image {
+            manifest: manifest.to_string().into_bytes(),
+            media_type: MediaType::parse("application/vnd.oci.image.manifest.v1+json"),
+            config,
+            layers,
+        }
+    }
+
+    fn parts(seed: u64, sizes: &[usize]) -> (Vec<u8>, Vec<Vec<u8>>) {
         let mut layers = Vec::new();
         let mut diff_ids = Vec::new();
         for (i, &size) in sizes.iter().enumerate() {
@@ -48,11 +76,7 @@ impl Image {
         })
         .to_string()
         .into_bytes();
-        Image::assemble(
-            config,
-            MediaType::parse("application/vnd.docker.container.image.v1+json"),
-            layers,
-        )
+        (config, layers)
     }
 
     /// A manifest over `config` (of `config_type`) and gzip `layers`.
@@ -118,6 +142,21 @@ pub fn write_oci_layout(dir: &Path, tag: &str, image: &Image) {
         }],
     });
     std::fs::write(dir.join("index.json"), index.to_string()).expect("index.json");
+}
+
+/// Reads what `skopeo copy … dir:DIR` wrote: the manifest bytes and the
+/// blobs, each in a file named by its hex digest.
+pub fn read_dir_transport(dir: &Path) -> (Vec<u8>, std::collections::HashMap<String, Vec<u8>>) {
+    let manifest = std::fs::read(dir.join("manifest.json")).expect("manifest.json");
+    let mut blobs = std::collections::HashMap::new();
+    for e in std::fs::read_dir(dir).expect("dir") {
+        let e = e.expect("entry");
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            blobs.insert(name, std::fs::read(e.path()).expect("blob"));
+        }
+    }
+    (manifest, blobs)
 }
 
 /// Reads the image tagged `tag` from an OCI layout (as skopeo writes it):
