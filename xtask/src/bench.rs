@@ -42,11 +42,19 @@ const BENCH_TOOLS: &[Tool] = &[
         command: "sha256sum",
         package: "coreutils",
     },
+    Tool {
+        command: "docker-registry",
+        package: "docker-registry",
+    },
+    Tool {
+        command: "skopeo",
+        package: "skopeo",
+    },
 ];
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let names: Vec<&str> = if args.is_empty() {
-        vec!["content", "rootfs"]
+        vec!["content", "rootfs", "registry"]
     } else {
         args.iter().map(String::as_str).collect()
     };
@@ -59,9 +67,10 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         match name {
             "content" => missed.extend(content(&out_dir, &mut report)?),
             "rootfs" => missed.extend(rootfs(&out_dir, &mut report)?),
+            "registry" => missed.extend(registry(&out_dir, &mut report)?),
             other => {
                 return Err(format!(
-                    "unknown benchmark {other:?} (known: content, rootfs)"
+                    "unknown benchmark {other:?} (known: content, rootfs, registry)"
                 ));
             }
         }
@@ -551,6 +560,199 @@ fn rootfs(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
         bytes,
         scratch.display(),
         a.trim()
+    ));
+    let _ = fs::remove_dir_all(&scratch);
+    Ok(missed)
+}
+
+/// A `docker-registry serve` on 127.0.0.1 with its storage in `dir`; killed
+/// by PID on drop.
+struct LocalRegistry {
+    child: std::process::Child,
+    host: String,
+}
+
+impl LocalRegistry {
+    fn start(dir: &Path) -> Result<LocalRegistry> {
+        fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| format!("finding a free port: {e}"))?
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let config = dir.join("config.yml");
+        fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n",
+                dir.join("storage").display()
+            ),
+        )
+        .map_err(|e| format!("writing {}: {e}", config.display()))?;
+        let log = fs::File::create(dir.join("registry.log")).map_err(|e| e.to_string())?;
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("starting docker-registry: {e}"))?;
+        let reg = LocalRegistry { child, host };
+        let addr: std::net::SocketAddr = reg.host.parse().map_err(|e| format!("{e}"))?;
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(addr).is_ok() {
+                return Ok(reg);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Err(format!(
+            "docker-registry did not listen on {} in 10 s",
+            reg.host
+        ))
+    }
+}
+
+impl Drop for LocalRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The registry client against skopeo through the local distribution
+/// registry. Targets: pull ≥ 1.5× skopeo with peak RSS < 64 MiB; push at
+/// least as fast as skopeo; a second push (every blob present) under 1 s.
+fn registry(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
+    let mib: u64 = std::env::var("PLUGINCTL_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    cargo(&[
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "pluginctl-registry",
+        "--example",
+        "copy",
+        "--example",
+        "mkbench",
+    ])?;
+    let bin = root().join("target/release/examples");
+    let copy = bin.join("copy");
+    let input = out_dir.join(format!("registry-{mib}MiB"));
+    if !input.join("index.json").is_file() {
+        eprintln!(
+            "xtask: generating {} ({mib} MiB, 8 layers)",
+            input.display()
+        );
+        let _ = fs::remove_dir_all(&input);
+        crate::util::run(
+            Command::new(bin.join("mkbench"))
+                .arg(&input)
+                .arg(mib.to_string())
+                .arg("8"),
+        )?;
+    }
+    let bytes: u64 = fs::read_dir(input.join("blobs/sha256"))
+        .map_err(|e| format!("{}: {e}", input.display()))?
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    let layout = format!("oci:{}:bench", input.display());
+    let layout_tag = format!("{}:bench", input.display());
+    let scratch = scratch_root(out_dir);
+    let mut missed = Vec::new();
+
+    // Pull: one registry seeded once; each run writes a fresh directory.
+    let pull_reg = LocalRegistry::start(&scratch.join("pull-registry"))?;
+    let image = format!("{}/bench/image:v1", pull_reg.host);
+    crate::util::run(Command::new(&copy).args(["push", &layout_tag, &image]))?;
+    let out = scratch.join("out");
+    let mut ours = Side::new(
+        "registry client (examples/copy pull)",
+        &[&copy, &"pull", &image, &out],
+    );
+    ours.scratch = Some(out.clone());
+    let src = format!("docker://{image}");
+    let dst = format!("oci:{}:v1", out.display());
+    let mut peer = Side::new(
+        "skopeo copy docker:// oci:",
+        &[
+            &"skopeo",
+            &"--insecure-policy",
+            &"copy",
+            &"-q",
+            &"--src-tls-verify=false",
+            &src,
+            &dst,
+        ],
+    );
+    peer.scratch = Some(out.clone());
+    let o = compare("pull ~1 GiB, 8 layers", bytes, &ours, &peer)?;
+    if o.ratio() < 1.5 {
+        missed.push(format!(
+            "registry pull: {:.2}x skopeo, target 1.5x",
+            o.ratio()
+        ));
+    }
+    if Outcome::peak_rss_mib(&o.ours.1) >= 64.0 {
+        missed.push(format!(
+            "registry pull: peak RSS {:.1} MiB, target < 64",
+            Outcome::peak_rss_mib(&o.ours.1)
+        ));
+    }
+    report.rows.push(o);
+    drop(pull_reg);
+
+    // Push to an empty registry: its storage is emptied before every run,
+    // so neither side can skip or mount a blob.
+    let push_dir = scratch.join("push-registry");
+    let push_reg = LocalRegistry::start(&push_dir)?;
+    let target = format!("{}/bench/pushed:v1", push_reg.host);
+    let storage = push_dir.join("storage");
+    let mut ours = Side::new(
+        "registry client (examples/copy push)",
+        &[&copy, &"push", &layout_tag, &target],
+    );
+    ours.scratch = Some(storage.clone());
+    let dst = format!("docker://{target}");
+    let mut peer = Side::new(
+        "skopeo copy oci: docker://",
+        &[
+            &"skopeo",
+            &"--insecure-policy",
+            &"copy",
+            &"-q",
+            &"--dest-tls-verify=false",
+            &layout,
+            &dst,
+        ],
+    );
+    peer.scratch = Some(storage.clone());
+    let o = compare("push ~1 GiB, 8 layers, empty registry", bytes, &ours, &peer)?;
+    if o.ratio() < 1.0 {
+        missed.push(format!(
+            "registry push: {:.2}x skopeo, target 1x",
+            o.ratio()
+        ));
+    }
+    report.rows.push(o);
+
+    // Second push: every blob is there (the warm-up pushes them).
+    ours.scratch = None;
+    peer.scratch = None;
+    let o = compare("push again, every blob present", bytes, &ours, &peer)?;
+    let again = Outcome::median(&o.ours.1);
+    if again >= 1.0 {
+        missed.push(format!("registry second push: {again:.2} s, target < 1 s"));
+    }
+    report.rows.push(o);
+    drop(push_reg);
+    report.notes.push(format!(
+        "registry: image {} ({bytes} bytes in blobs), registries: docker-registry on 127.0.0.1 with storage in {}",
+        input.display(),
+        scratch.display()
     ));
     let _ = fs::remove_dir_all(&scratch);
     Ok(missed)
