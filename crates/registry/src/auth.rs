@@ -2,6 +2,7 @@
 //! or `~/.docker/config.json` and its credential helpers), and bearer tokens.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -480,6 +481,7 @@ pub(crate) async fn fetch_token(
         return Err(fail(format!("the token realm {realm} is not http(s)")));
     }
     let service = challenge.param("service").unwrap_or_default();
+    #[allow(clippy::single_match_else)] // two flows, each long: a match reads better
     let request = match credentials {
         Credentials::IdentityToken(refresh) => {
             // OAuth2 refresh-token grant, as `docker login` tokens are used.
@@ -560,7 +562,7 @@ pub(crate) async fn fetch_token(
     }
     // The spec's minimum lifetime is 60 s; renew a little early.
     let lifetime = parsed.expires_in.unwrap_or(60).max(60);
-    let valid_until = Instant::now() + Duration::from_secs(lifetime) - Duration::from_secs(5);
+    let valid_until = Instant::now() + Duration::from_secs(lifetime.saturating_sub(5));
     Ok(Token { value, valid_until })
 }
 
@@ -570,7 +572,7 @@ fn urlencode(s: &str) -> String {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
     out
@@ -666,6 +668,7 @@ mod tests {
 
     #[test]
     fn credential_helpers_are_run_with_the_server_on_stdin() {
+        use std::os::unix::fs::PermissionsExt as _;
         let dir = tempfile::tempdir().unwrap();
         let helper = dir.path().join("docker-credential-pctest");
         std::fs::write(
@@ -673,7 +676,6 @@ mod tests {
             "#!/bin/sh\nread server\ncase \"$server\" in\n  reg.example) echo '{\"ServerURL\":\"reg.example\",\"Username\":\"carol\",\"Secret\":\"pw2\"}' ;;\n  https://index.docker.io/v1/) echo '{\"Username\":\"<token>\",\"Secret\":\"rt\"}' ;;\n  broken.example) echo 'not json' ;;\n  *) echo 'credentials not found in native keychain'; exit 1 ;;\nesac\n",
         )
         .unwrap();
-        use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
         let config = dir.path().join("config.json");
         std::fs::write(

@@ -868,8 +868,8 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) to Unix seconds.
-pub(crate) fn parse_http_date(s: &str) -> Option<u64> {
-    let parts: Vec<&str> = s.split_whitespace().collect();
+pub(crate) fn parse_http_date(text: &str) -> Option<u64> {
+    let parts: Vec<&str> = text.split_whitespace().collect();
     let [_, day, mon, year, time, "GMT"] = parts.as_slice() else {
         return None;
     };
@@ -879,8 +879,12 @@ pub(crate) fn parse_http_date(s: &str) -> Option<u64> {
     ];
     let mon = u64::try_from(months.iter().position(|m| m == mon)?).ok()? + 1;
     let year: i64 = year.parse().ok()?;
-    let mut t = time.split(':').map(|x| x.parse::<u64>());
-    let (h, m, sec) = (t.next()?.ok()?, t.next()?.ok()?, t.next()?.ok()?);
+    let mut clock = time.split(':').map(str::parse::<u64>);
+    let (hour, min, sec) = (
+        clock.next()?.ok()?,
+        clock.next()?.ok()?,
+        clock.next()?.ok()?,
+    );
     // Days from civil (Howard Hinnant's algorithm).
     let y = if mon <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
@@ -891,7 +895,7 @@ pub(crate) fn parse_http_date(s: &str) -> Option<u64> {
     let days = era * 146_097 + doe - 719_468;
     u64::try_from(days * 86_400)
         .ok()
-        .map(|d| d + h * 3600 + m * 60 + sec)
+        .map(|d| d + hour * 3600 + min * 60 + sec)
 }
 
 /// A transport failure, classified.

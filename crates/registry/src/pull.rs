@@ -194,7 +194,7 @@ impl Client {
             Document::Index(i) => i.media_type.clone(),
         }
         .or(declared)
-        .unwrap_or_else(|| match &doc {
+        .unwrap_or(match &doc {
             Document::Manifest(_) => MediaType::OciManifest,
             Document::Index(_) => MediaType::OciIndex,
         });

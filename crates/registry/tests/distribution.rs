@@ -176,7 +176,7 @@ async fn a_cut_transfer_resumes_with_range_and_verifies() {
 
 #[tokio::test]
 async fn htpasswd_behind_tls() {
-    let reg = Registry::start(Auth::Htpasswd, true);
+    let reg = Registry::start(&Auth::Htpasswd, true);
     let image = Image::new(7, &[50_000]);
     let r = reference(&reg.host, "secure/app", "1");
 
@@ -227,7 +227,7 @@ async fn htpasswd_behind_tls() {
 #[tokio::test]
 async fn token_auth_with_a_signed_jwt() {
     let tokens = TokenServer::start();
-    let reg = Registry::start(Auth::Token(tokens.config.clone()), false);
+    let reg = Registry::start(&Auth::Token(tokens.config.clone()), false);
     let image = Image::new(8, &[40_000, 2_000]);
     let r = reference(&reg.host, "tok/app", "1");
     let basic = Credentials::Basic {

@@ -2,6 +2,7 @@
 //! tests: a handler closure answers each request, and may answer with bytes
 //! no well-behaved server would send.
 
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,15 +65,12 @@ pub fn percent_decode(s: &str) -> String {
         match b[i] {
             b'%' if i + 2 < b.len() => {
                 let hex = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz");
-                match u8::from_str_radix(hex, 16) {
-                    Ok(v) => {
-                        out.push(v);
-                        i += 3;
-                    }
-                    Err(_) => {
-                        out.push(b'%');
-                        i += 1;
-                    }
+                if let Ok(v) = u8::from_str_radix(hex, 16) {
+                    out.push(v);
+                    i += 3;
+                } else {
+                    out.push(b'%');
+                    i += 1;
                 }
             }
             b'+' => {
@@ -278,10 +276,10 @@ fn head_bytes(status: u16, headers: &[(String, String)], len: u64) -> Vec<u8> {
     let mut has_len = false;
     for (k, v) in headers {
         has_len |= k.eq_ignore_ascii_case("content-length");
-        h.push_str(&format!("{k}: {v}\r\n"));
+        let _ = write!(h, "{k}: {v}\r\n");
     }
     if !has_len {
-        h.push_str(&format!("Content-Length: {len}\r\n"));
+        let _ = write!(h, "Content-Length: {len}\r\n");
     }
     h.push_str("\r\n");
     h.into_bytes()

@@ -159,9 +159,12 @@ pub fn read_dir_transport(dir: &Path) -> (Vec<u8>, std::collections::HashMap<Str
     (manifest, blobs)
 }
 
+/// What [`read_oci_layout`] returns: manifest bytes, media type, blobs.
+pub type Layout = (Vec<u8>, MediaType, Vec<(Descriptor, Vec<u8>)>);
+
 /// Reads the image tagged `tag` from an OCI layout (as skopeo writes it):
 /// manifest bytes, its media type, and every blob it names.
-pub fn read_oci_layout(dir: &Path, tag: &str) -> (Vec<u8>, MediaType, Vec<(Descriptor, Vec<u8>)>) {
+pub fn read_oci_layout(dir: &Path, tag: &str) -> Layout {
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("index.json")).expect("index.json"))
             .expect("index.json is JSON");

@@ -3,6 +3,7 @@
 //! and stopped by PID; a token server issuing real signed JWTs; a TCP proxy
 //! that cuts transfers; self-signed certificates.
 
+use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -128,11 +129,11 @@ fn free_port() -> u16 {
 impl Registry {
     /// A plain-HTTP registry without auth.
     pub fn plain() -> Registry {
-        Registry::start(Auth::None, false)
+        Registry::start(&Auth::None, false)
     }
 
     /// Starts one; `tls` serves HTTPS with a fresh self-signed certificate.
-    pub fn start(auth: Auth, tls: bool) -> Registry {
+    pub fn start(auth: &Auth, tls: bool) -> Registry {
         assert!(
             available(),
             "{REGISTRY_BIN} is missing: `cargo xtask test` installs docker-registry"
@@ -146,30 +147,33 @@ impl Registry {
             dir.path().join("storage").display()
         );
         if let Some(c) = &cert {
-            config.push_str(&format!(
+            let _ = write!(
+                config,
                 "  tls:\n    certificate: {}\n    key: {}\n",
                 c.cert.display(),
                 c.key.display()
-            ));
+            );
         }
-        match &auth {
+        match auth {
             Auth::None => {}
             Auth::Htpasswd => {
                 let path = dir.path().join("htpasswd");
                 std::fs::write(&path, format!("{USER}:{PASSWORD_BCRYPT}\n")).expect("htpasswd");
-                config.push_str(&format!(
+                let _ = write!(
+                    config,
                     "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
                     path.display()
-                ));
+                );
             }
             Auth::Token(t) => {
-                config.push_str(&format!(
+                let _ = write!(
+                    config,
                     "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
                     t.realm,
                     t.service,
                     t.issuer,
                     t.cert.display()
-                ));
+                );
             }
         }
         let config_path = dir.path().join("config.yml");
