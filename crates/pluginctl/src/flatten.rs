@@ -72,6 +72,45 @@ impl flatten::Layers for Sources {
             seen: 0,
         }))
     }
+
+    /// A layer with no digest to check (an older `docker save`'s
+    /// `<id>/layer.tar`, a layer file named on the command line) is a plain
+    /// byte range: flatten may seek over it and copy from it in the kernel.
+    /// One with a digest is always read through `Verify`.
+    fn region(&self, i: usize) -> rootfs::Result<Option<flatten::Region>> {
+        let s = &self.0[i];
+        if s.digest.is_some() {
+            return Ok(None);
+        }
+        let file = File::open(&s.path).map_err(|e| rootfs::Error::Io {
+            op: "opening",
+            path: s.path.clone(),
+            source: e,
+        })?;
+        let len = file
+            .metadata()
+            .map_err(|e| rootfs::Error::Io {
+                op: "reading",
+                path: s.path.clone(),
+                source: e,
+            })?
+            .len();
+        if s.offset + s.size > len {
+            return Err(rootfs::Error::Io {
+                op: "reading",
+                path: s.path.clone(),
+                source: io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("layer {} runs past the end of the file", s.name),
+                ),
+            });
+        }
+        Ok(Some(flatten::Region {
+            file,
+            offset: s.offset,
+            len: s.size,
+        }))
+    }
 }
 
 /// Checks size and digest as the layer streams past; fails at the end
@@ -139,11 +178,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         Format::Tar => {
             let target = PathBuf::from(&args.output);
             let tmp = temp_beside(&target)?;
-            let mut out = io::BufWriter::with_capacity(1 << 20, tmp.as_file());
-            flatten::flatten(&sources, &mut out, &options)?;
-            out.flush()
-                .with_context(|| format!("writing {}", target.display()))?;
-            drop(out);
+            flatten::flatten_file(&sources, tmp.as_file(), &options)?;
             tmp.as_file()
                 .sync_all()
                 .with_context(|| format!("writing {}", target.display()))?;
@@ -246,9 +281,9 @@ fn index_tar(path: &Path) -> Result<Option<HashMap<String, (u64, u64)>>> {
         return Ok(None);
     }
     f.seek(SeekFrom::Start(0))?;
-    // Data is skipped by reading: the page cache makes an index pass cheap.
-    let mut reader = rootfs::tar::Reader::new(
-        io::BufReader::with_capacity(1 << 20, f),
+    // Only headers are read: member data is seeked over.
+    let mut reader = rootfs::tar::Reader::seeking(
+        io::BufReader::with_capacity(4 << 10, f),
         rootfs::tar::Limits::default(),
     );
     let mut members = HashMap::new();

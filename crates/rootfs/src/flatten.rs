@@ -38,6 +38,98 @@ pub trait Layers: Sync {
     }
     /// Opens layer `i` (lowest first), compressed or not.
     fn open(&self, i: usize) -> Result<Box<dyn Read + Send + '_>>;
+    /// Layer `i` as a byte range of a file, when it is stored that way and
+    /// nothing needs to see its bytes as they are read (no digest to check).
+    /// A plain tar given so is read by seeking past file data in the first
+    /// pass, and its file data is copied in the kernel by [`flatten_file`].
+    /// `None` (the default) reads through [`Layers::open`].
+    fn region(&self, i: usize) -> Result<Option<Region>> {
+        let _ = i;
+        Ok(None)
+    }
+}
+
+/// A layer stored as `len` bytes at `offset` of `file`.
+#[derive(Debug)]
+pub struct Region {
+    /// The file holding the layer.
+    pub file: std::fs::File,
+    /// Where the layer starts.
+    pub offset: u64,
+    /// Its length.
+    pub len: u64,
+}
+
+impl Region {
+    /// A reader over the region that can seek.
+    fn reader(&self) -> std::io::BufReader<RegionRead<'_>> {
+        // Small: after a seek the buffer refills from the new place, and a
+        // header needs 512 bytes (a few more with PAX records).
+        std::io::BufReader::with_capacity(
+            2 << 10,
+            RegionRead {
+                region: self,
+                pos: 0,
+            },
+        )
+    }
+
+    /// Whether the region holds a plain tar (not gzip or zstd).
+    fn is_plain(&self) -> Result<bool> {
+        let mut prefix = [0u8; 512];
+        let want = usize::try_from(self.len.min(512)).unwrap_or(512);
+        let mut got = 0;
+        while got < want {
+            let n = std::os::unix::fs::FileExt::read_at(
+                &self.file,
+                &mut prefix[got..want],
+                self.offset + got as u64,
+            )
+            .map_err(Error::Read)?;
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        Ok(decompress::detect(&prefix[..got]) == Some(pluginctl_oci::Compression::None))
+    }
+}
+
+/// `Read + Seek` over a [`Region`] with positioned reads.
+struct RegionRead<'a> {
+    region: &'a Region,
+    pos: u64,
+}
+
+impl Read for RegionRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.region.len.saturating_sub(self.pos);
+        let want = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = std::os::unix::fs::FileExt::read_at(
+            &self.region.file,
+            &mut buf[..want],
+            self.region.offset + self.pos,
+        )?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl std::io::Seek for RegionRead<'_> {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let base = match to {
+            std::io::SeekFrom::Start(n) => Some(n),
+            std::io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+            std::io::SeekFrom::End(d) => self.region.len.checked_add_signed(d),
+        };
+        self.pos = base.ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before the start")
+        })?;
+        Ok(self.pos)
+    }
 }
 
 impl<T: AsRef<[u8]> + Sync> Layers for [T] {
@@ -397,8 +489,39 @@ pub fn flatten<L: Layers + ?Sized>(
     out: impl Write,
     options: &Options,
 ) -> Result<Stats> {
+    flatten_inner(layers, out, None, options)
+}
+
+/// [`flatten`] into a file, from its current position: file data of plain
+/// layers given as [`Layers::region`]s is copied in the kernel
+/// (`copy_file_range`, or `sendfile` across file systems) instead of
+/// through user space.
+pub fn flatten_file<L: Layers + ?Sized>(
+    layers: &L,
+    out: &std::fs::File,
+    options: &Options,
+) -> Result<Stats> {
+    let buffered = std::io::BufWriter::with_capacity(1 << 20, out);
+    flatten_inner(layers, buffered, Some(out), options)
+}
+
+fn flatten_inner<L: Layers + ?Sized, W: Write>(
+    layers: &L,
+    out: W,
+    file: Option<&std::fs::File>,
+    options: &Options,
+) -> Result<Stats> {
     let mut stats = Stats::default();
     let mut model = Model::new();
+    // For layers read as regions: each entry's data offset in the region.
+    let mut offsets: Vec<Option<Vec<u64>>> = vec![None; layers.len()];
+    let mut regions = Vec::with_capacity(layers.len());
+    for i in 0..layers.len() {
+        regions.push(match layers.region(i)? {
+            Some(r) if r.is_plain()? => Some(r),
+            _ => None,
+        });
+    }
     // Pass 1: the layers' headers are read on every core (decompression is
     // the cost), and applied to the model in layer order as they arrive.
     let threads = std::thread::available_parallelism()
@@ -406,27 +529,33 @@ pub fn flatten<L: Layers + ?Sized>(
         .min(layers.len().max(1));
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| -> Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Result<Vec<Header>>)>(threads);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Result<LayerHeaders>)>(threads);
         for _ in 0..threads {
             let tx = tx.clone();
             let next = &next;
+            let regions = &regions;
             s.spawn(move || {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if i >= layers.len() || tx.send((i, headers(layers, i, options))).is_err() {
+                    if i >= layers.len()
+                        || tx
+                            .send((i, headers(layers, regions[i].as_ref(), i, options)))
+                            .is_err()
+                    {
                         return;
                     }
                 }
             });
         }
         drop(tx);
-        let mut waiting: BTreeMap<usize, Result<Vec<Header>>> = BTreeMap::new();
-        for i in 0..layers.len() {
+        let mut waiting: BTreeMap<usize, Result<LayerHeaders>> = BTreeMap::new();
+        for (i, slot) in offsets.iter_mut().enumerate() {
             while !waiting.contains_key(&i) {
                 let (j, r) = rx.recv().expect("a header thread stopped early");
                 waiting.insert(j, r);
             }
-            let hs = waiting.remove(&i).expect("present")?;
+            let (hs, at) = waiting.remove(&i).expect("present")?;
+            *slot = at;
             model.created.clear();
             for (index, h) in hs.iter().enumerate() {
                 stats.entries_in += 1;
@@ -459,6 +588,14 @@ pub fn flatten<L: Layers + ?Sized>(
     }
     if !files.is_empty() {
         for i in 0..layers.len() {
+            if let Some(region) = &regions[i] {
+                let at = offsets[i].as_deref().unwrap_or_default();
+                copy_region(region, i, at, &model, &mut files, &mut w, file, &mut stats)?;
+                if files.is_empty() {
+                    break;
+                }
+                continue;
+            }
             let input = decompress(layers.open(i)?, &options.decompress_limits)?;
             // Decompression (or, for a plain tar, the reads) on a second
             // core while this one writes.
@@ -501,6 +638,162 @@ pub fn flatten<L: Layers + ?Sized>(
     Ok(stats)
 }
 
+/// Pass 2 over a plain layer in a file: no header is read again (pass 1
+/// kept each entry's data offset); file data is copied from the region
+/// into the output in the kernel when the output is a file, else through a
+/// buffer. Entries go out in layer order, as the streaming pass writes them.
+#[allow(clippy::too_many_arguments)]
+fn copy_region<W: Write>(
+    region: &Region,
+    i: usize,
+    offsets: &[u64],
+    model: &Model,
+    files: &mut FileNames,
+    w: &mut Writer<W>,
+    file: Option<&std::fs::File>,
+    stats: &mut Stats,
+) -> Result<()> {
+    let write_err = |e: std::io::Error| Error::Io {
+        op: "writing",
+        path: "the flattened tar".into(),
+        source: e,
+    };
+    let mut wanted: Vec<u64> = files
+        .keys()
+        .filter(|(layer, _)| *layer == i)
+        .map(|&(_, index)| index)
+        .collect();
+    wanted.sort_unstable();
+    let mut kernel = if file.is_some() {
+        KernelCopy::CopyFileRange
+    } else {
+        KernelCopy::No
+    };
+    for index in wanted {
+        let (ino, paths) = files.remove(&(i, index)).expect("listed above");
+        let ino = &model.inodes[ino];
+        let mut fh = ino.header.clone();
+        fh.path.clone_from(&paths[0]);
+        let size = fh.size;
+        let rel = usize::try_from(index)
+            .ok()
+            .and_then(|k| offsets.get(k))
+            .copied()
+            .ok_or_else(|| Error::Tar {
+                offset: 0,
+                reason: format!("entry {index} has no recorded data offset"),
+            })?;
+        if rel.checked_add(size).is_none_or(|end| end > region.len) {
+            return Err(Error::Tar {
+                offset: rel,
+                reason: format!("{}: data runs past the end of the layer", fh.display_path()),
+            });
+        }
+        let at = region.offset + rel;
+        w.append_with(&fh, |out| {
+            out.flush()?;
+            if kernel != KernelCopy::No
+                && let Some(f) = file
+            {
+                match kernel_copy(&region.file, at, f, size, &mut kernel) {
+                    Ok(()) => return Ok(()),
+                    // Nothing was copied: through user space from now on.
+                    Err(e) if is_unsupported(&e) => kernel = KernelCopy::No,
+                    Err(e) => return Err(e),
+                }
+            }
+            let mut src = RegionRead { region, pos: rel };
+            let copied = std::io::copy(&mut (&mut src).take(size), out)?;
+            if copied == size {
+                Ok(())
+            } else {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("{}: layer is truncated", fh.display_path()),
+                ))
+            }
+        })
+        .map_err(write_err)?;
+        stats.bytes += size;
+        stats.entries_out += 1;
+        for p in &paths[1..] {
+            let mut lh = fh.clone();
+            lh.kind = Kind::Hardlink;
+            lh.size = 0;
+            lh.path.clone_from(p);
+            lh.link.clone_from(&paths[0]);
+            w.append(&lh, &mut std::io::empty()).map_err(write_err)?;
+            stats.entries_out += 1;
+        }
+    }
+    Ok(())
+}
+
+/// How file data moves into an output file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KernelCopy {
+    /// Through user space.
+    No,
+    /// `copy_file_range` (same file system; reflinks where supported).
+    CopyFileRange,
+    /// `sendfile` (file to file across file systems).
+    Sendfile,
+}
+
+fn is_unsupported(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc_errno::EXDEV | libc_errno::EINVAL | libc_errno::ENOSYS | libc_errno::EOPNOTSUPP)
+    ) && e.kind() != std::io::ErrorKind::UnexpectedEof
+}
+
+mod libc_errno {
+    pub(super) const EXDEV: i32 = 18;
+    pub(super) const EINVAL: i32 = 22;
+    pub(super) const ENOSYS: i32 = 38;
+    pub(super) const EOPNOTSUPP: i32 = 95;
+}
+
+/// Copies `len` bytes at `offset` of `src` to `dst`'s current position, in
+/// the kernel: `copy_file_range`, else `sendfile` (which crosses file
+/// systems). An unsupported error is returned only before any byte moved.
+fn kernel_copy(
+    src: &std::fs::File,
+    offset: u64,
+    dst: &std::fs::File,
+    len: u64,
+    how: &mut KernelCopy,
+) -> std::io::Result<()> {
+    let mut off = offset;
+    let mut left = len;
+    while left > 0 {
+        let chunk = usize::try_from(left.min(1 << 30)).unwrap_or(1 << 30);
+        let use_sendfile = *how == KernelCopy::Sendfile;
+        let r = if use_sendfile {
+            rustix::fs::sendfile(dst, src, Some(&mut off), chunk)
+        } else {
+            rustix::fs::copy_file_range(src, Some(&mut off), dst, None, chunk)
+        };
+        match r {
+            Ok(0) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "layer is truncated",
+                ));
+            }
+            Ok(n) => left -= n as u64,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) if !use_sendfile && left == len && e != rustix::io::Errno::IO => {
+                // copy_file_range refuses (another file system, an old
+                // kernel): sendfile moves file to file across file systems.
+                *how = KernelCopy::Sendfile;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 /// A header without its path, which the model knows from where the node
 /// sits: a third of the memory of a small file's node.
 fn slim(h: &Header) -> Header {
@@ -513,7 +806,22 @@ fn slim(h: &Header) -> Header {
 }
 
 /// Every header of layer `i`, in order.
-fn headers<L: Layers + ?Sized>(layers: &L, i: usize, options: &Options) -> Result<Vec<Header>> {
+fn headers<L: Layers + ?Sized>(
+    layers: &L,
+    region: Option<&Region>,
+    i: usize,
+    options: &Options,
+) -> Result<LayerHeaders> {
+    if let Some(region) = region {
+        let mut reader = Reader::seeking(region.reader(), options.tar_limits);
+        let mut all = Vec::new();
+        let mut at = Vec::new();
+        while let Some(h) = reader.next_header().map_err(unwrap_io)? {
+            at.push(reader.offset());
+            all.push(h);
+        }
+        return Ok((all, Some(at)));
+    }
     let mut reader = Reader::new(
         decompress(layers.open(i)?, &options.decompress_limits)?,
         options.tar_limits,
@@ -523,8 +831,11 @@ fn headers<L: Layers + ?Sized>(layers: &L, i: usize, options: &Options) -> Resul
         all.push(h);
     }
     reader.drain().map_err(unwrap_io)?;
-    Ok(all)
+    Ok((all, None))
 }
+
+/// A layer's headers and, for a region, each entry's data offset.
+type LayerHeaders = (Vec<Header>, Option<Vec<u64>>);
 
 fn collect(
     model: &Model,

@@ -19,15 +19,87 @@ fn both(layers: &[Vec<u8>]) -> (Result<String, String>, Result<String, String>) 
     .map(|_| tree(seq.path()))
     .map_err(|e| e.to_string());
     let mut flat = Vec::new();
-    let flattened = flatten(layers, &mut flat, &flatten::Options::default())
-        .map_err(|e| e.to_string())
-        .and_then(|_| {
-            let dir = tempfile::tempdir().unwrap();
-            apply_layer(dir.path(), &flat[..], &extract::Options::default())
-                .map(|_| tree(dir.path()))
-                .map_err(|e| format!("extracting the flattened tar: {e}"))
-        });
+    let flattened =
+        flatten(layers, &mut flat, &flatten::Options::default()).map_err(|e| e.to_string());
+    if flattened.is_ok() {
+        same_through_regions(layers, &flat);
+    }
+    let flattened = flattened.and_then(|_| {
+        let dir = tempfile::tempdir().unwrap();
+        apply_layer(dir.path(), &flat[..], &extract::Options::default())
+            .map(|_| tree(dir.path()))
+            .map_err(|e| format!("extracting the flattened tar: {e}"))
+    });
     (sequential, flattened)
+}
+
+/// The layers stored one after another in a file (after some junk, so that
+/// offsets matter), offered as regions.
+struct InFile {
+    file: std::fs::File,
+    spans: Vec<(u64, u64)>,
+}
+
+impl InFile {
+    fn new(layers: &[Vec<u8>]) -> InFile {
+        use std::io::Write as _;
+        let mut file = tempfile::tempfile().unwrap();
+        let mut spans = Vec::new();
+        let mut at = 0u64;
+        for (i, l) in layers.iter().enumerate() {
+            let junk = vec![0xA5u8; 7 + i * 13];
+            file.write_all(&junk).unwrap();
+            at += junk.len() as u64;
+            file.write_all(l).unwrap();
+            spans.push((at, l.len() as u64));
+            at += l.len() as u64;
+        }
+        file.write_all(b"trailing junk").unwrap();
+        InFile { file, spans }
+    }
+}
+
+impl flatten::Layers for InFile {
+    fn len(&self) -> usize {
+        self.spans.len()
+    }
+    fn open(&self, i: usize) -> pluginctl_rootfs::Result<Box<dyn std::io::Read + Send + '_>> {
+        let (offset, len) = self.spans[i];
+        let mut buf = vec![0u8; usize::try_from(len).unwrap()];
+        std::os::unix::fs::FileExt::read_exact_at(&self.file, &mut buf, offset).unwrap();
+        Ok(Box::new(std::io::Cursor::new(buf)))
+    }
+    fn region(&self, i: usize) -> pluginctl_rootfs::Result<Option<flatten::Region>> {
+        let (offset, len) = self.spans[i];
+        Ok(Some(flatten::Region {
+            file: self.file.try_clone().unwrap(),
+            offset,
+            len,
+        }))
+    }
+}
+
+/// Flattening layers given as file regions — seeking in pass 1, kernel
+/// copies into a file or buffered copies into memory in pass 2 — writes the
+/// very bytes the streaming path writes.
+fn same_through_regions(layers: &[Vec<u8>], streamed: &[u8]) {
+    use std::io::{Read as _, Seek as _};
+    let input = InFile::new(layers);
+    let mut out = tempfile::tempfile().unwrap();
+    flatten::flatten_file(&input, &out, &flatten::Options::default()).unwrap();
+    let mut got = Vec::new();
+    out.rewind().unwrap();
+    out.read_to_end(&mut got).unwrap();
+    assert!(
+        got == streamed,
+        "flatten_file over regions differs from the streaming flatten"
+    );
+    let mut mem = Vec::new();
+    flatten(&input, &mut mem, &flatten::Options::default()).unwrap();
+    assert!(
+        mem == streamed,
+        "flatten over regions differs from the streaming flatten"
+    );
 }
 
 fn check(specs: &[&str]) {

@@ -26,6 +26,8 @@ pub struct Reader<R> {
     done: bool,
     /// Scratch space for skipping data, allocated on first use.
     skip_buf: Vec<u8>,
+    /// Moves the input forward without reading, when it can seek.
+    seek: Option<fn(&mut R, u64) -> io::Result<()>>,
 }
 
 /// PAX records that override header fields.
@@ -52,12 +54,19 @@ impl<R: Read> Reader<R> {
             entries: 0,
             done: false,
             skip_buf: Vec::new(),
+            seek: None,
         }
     }
 
     /// Archive bytes consumed so far.
     pub fn offset(&self) -> u64 {
         self.offset
+    }
+
+    /// The underlying reader, mutably (for a caller that reads the current
+    /// entry's data some other way and lets the next call seek past it).
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
     }
 
     /// The underlying reader.
@@ -221,6 +230,15 @@ impl<R: Read> Reader<R> {
 
     fn skip_rest(&mut self) -> Result<()> {
         let mut left = self.remaining + self.padding;
+        if let Some(seek) = self.seek
+            && left > 0
+        {
+            seek(&mut self.inner, left).map_err(Error::Read)?;
+            self.count(left)?;
+            self.remaining = 0;
+            self.padding = 0;
+            return Ok(());
+        }
         // Skipped data is read (the input may not seek, and wrappers below
         // may be hashing it), in large reads: io::copy's 8 KiB would mean a
         // hundred thousand calls per GiB.
@@ -295,6 +313,21 @@ impl<R: Read> Reader<R> {
             offset: self.offset,
             reason: "archive is truncated".to_owned(),
         }
+    }
+}
+
+impl<R: io::Read + io::Seek> Reader<R> {
+    /// A reader that seeks over data it is not asked for instead of reading
+    /// it: for a plain tar in a file, reading headers only costs a few
+    /// kilobytes per entry instead of the whole archive. Only for input that
+    /// nothing below needs to see in full (no digest being computed).
+    pub fn seeking(inner: R, limits: Limits) -> Reader<R> {
+        let mut r = Reader::new(inner, limits);
+        r.seek = Some(|inner: &mut R, n: u64| {
+            let n = i64::try_from(n).map_err(io::Error::other)?;
+            inner.seek_relative(n)
+        });
+        r
     }
 }
 

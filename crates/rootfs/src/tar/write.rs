@@ -30,6 +30,25 @@ impl<W: Write> Writer<W> {
     /// Appends one entry. `data` must give exactly `header.size` bytes for a
     /// regular file; it is not read for other kinds.
     pub fn append(&mut self, header: &Header, data: &mut dyn Read) -> io::Result<()> {
+        let size = self.write_head(header)?;
+        if size > 0 {
+            let copied = copy(&mut data.take(size), &mut self.inner, &mut self.buf)?;
+            if copied != size {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "{}: data is {copied} bytes, header says {size}",
+                        header.display_path()
+                    ),
+                ));
+            }
+            self.pad(size)?;
+        }
+        Ok(())
+    }
+
+    /// Writes an entry's PAX records and header block; returns the data size.
+    fn write_head(&mut self, header: &Header) -> io::Result<u64> {
         let mut pax: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let (name, prefix) = if let Some(np) = split_name(&header.path) {
             np
@@ -110,20 +129,20 @@ impl<W: Write> Writer<W> {
             mtime,
         );
         self.inner.write_all(&block)?;
-        if size > 0 {
-            let copied = copy(&mut data.take(size), &mut self.inner, &mut self.buf)?;
-            if copied != size {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!(
-                        "{}: data is {copied} bytes, header says {size}",
-                        header.display_path()
-                    ),
-                ));
-            }
-            self.pad(size)?;
-        }
-        Ok(())
+        Ok(size)
+    }
+
+    /// Appends a regular file entry whose `header.size` data bytes `data`
+    /// writes straight into the inner writer (a kernel copy into the file
+    /// behind it, say). It must write exactly that many bytes.
+    pub fn append_with(
+        &mut self,
+        header: &Header,
+        data: impl FnOnce(&mut W) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let size = self.write_head(header)?;
+        data(&mut self.inner)?;
+        self.pad(size)
     }
 
     /// Writes the two end-of-archive blocks and returns the inner writer.
