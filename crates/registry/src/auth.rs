@@ -462,12 +462,14 @@ const MAX_TOKEN_RESPONSE: usize = 1 << 20;
 
 /// Asks the token server of a bearer challenge for a token for `scopes`.
 pub(crate) async fn fetch_token(
-    http: &reqwest::Client,
+    client: &crate::client::Client,
     what: &str,
+    endpoint: &crate::client::Endpoint,
     challenge: &Challenge,
     scopes: &[String],
     credentials: &Credentials,
 ) -> Result<Token> {
+    use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION};
     let fail = |message: String| Error::Auth {
         what: what.to_owned(),
         message,
@@ -480,57 +482,107 @@ pub(crate) async fn fetch_token(
     if !matches!(url.scheme(), "https" | "http") {
         return Err(fail(format!("the token realm {realm} is not http(s)")));
     }
+    // Credentials for an HTTPS registry never travel in clear text.
+    if url.scheme() == "http"
+        && endpoint.base.scheme() == "https"
+        && *credentials != Credentials::Anonymous
+    {
+        return Err(fail(format!(
+            "the token realm {realm} is plain HTTP for an HTTPS registry; credentials are not sent there"
+        )));
+    }
     let service = challenge.param("service").unwrap_or_default();
-    #[allow(clippy::single_match_else)] // two flows, each long: a match reads better
-    let request = match credentials {
-        Credentials::IdentityToken(refresh) => {
-            // OAuth2 refresh-token grant, as `docker login` tokens are used.
-            let mut form: Vec<(&str, &str)> = vec![
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh),
-                ("service", service),
-                ("client_id", "pluginctl"),
-            ];
-            let joined = scopes.join(" ");
-            if !scopes.is_empty() {
-                form.push(("scope", &joined));
-            }
-            let body = form
-                .iter()
-                .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
-                .collect::<Vec<_>>()
-                .join("&");
-            http.post(url.clone())
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(body)
+    let (method, body) = if let Credentials::IdentityToken(refresh) = credentials {
+        // OAuth2 refresh-token grant, as `docker login` tokens are used.
+        let mut form: Vec<(&str, &str)> = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("service", service),
+            ("client_id", "pluginctl"),
+        ];
+        let joined = scopes.join(" ");
+        if !scopes.is_empty() {
+            form.push(("scope", &joined));
         }
-        _ => {
-            let mut u = url.clone();
-            {
-                let mut q = u.query_pairs_mut();
-                if !service.is_empty() {
-                    q.append_pair("service", service);
-                }
-                for s in scopes {
-                    q.append_pair("scope", s);
-                }
-                if let Credentials::Basic { username, .. } = credentials {
-                    q.append_pair("account", username);
-                }
-            }
-            let r = http.get(u);
-            match credentials {
-                Credentials::Basic { username, password } => r.basic_auth(username, Some(password)),
-                _ => r,
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        (reqwest::Method::POST, Some(body))
+    } else {
+        (reqwest::Method::GET, None)
+    };
+    let mut target = url.clone();
+    if body.is_none() {
+        let mut q = target.query_pairs_mut();
+        if !service.is_empty() {
+            q.append_pair("service", service);
+        }
+        for s in scopes {
+            q.append_pair("scope", s);
+        }
+        if let Credentials::Basic { username, .. } = credentials {
+            q.append_pair("account", username);
+        }
+    }
+    let basic = match credentials {
+        Credentials::Basic { username, password } => {
+            let raw = format!("{username}:{password}");
+            let v = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(raw)
+            );
+            Some(HeaderValue::from_str(&v).map_err(|_| {
+                fail("the user name or password cannot be sent in a header".to_owned())
+            })?)
+        }
+        _ => None,
+    };
+    // Redirects are followed by hand (the client's policy is "none"), a few
+    // hops, and the credentials stay with the realm's own origin.
+    let mut hops = 0;
+    let response = loop {
+        let insecure = client.is_insecure(&crate::client::host_port(&target));
+        let mut req = client
+            .http(insecure)
+            .request(method.clone(), target.clone());
+        if let Some(b) = &body {
+            req = req
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(b.clone());
+        }
+        if let Some(v) = &basic
+            && crate::client::same_origin(&target, &url)
+        {
+            req = req.header(AUTHORIZATION, v.clone());
+        }
+        let response = req.send().await.map_err(|e| {
+            fail(format!(
+                "token server {realm}: {}",
+                crate::client::describe(&e)
+            ))
+        })?;
+        if !response.status().is_redirection() {
+            break response;
+        }
+        hops += 1;
+        let next = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| target.join(l).ok())
+            .filter(|u| matches!(u.scheme(), "http" | "https"));
+        match next {
+            Some(u) if hops <= 5 => target = u,
+            _ => {
+                return Err(fail(format!(
+                    "token server {realm} redirects too often or to nowhere (HTTP {})",
+                    response.status().as_u16()
+                )));
             }
         }
     };
-    let response = request.send().await.map_err(|e| {
-        fail(format!(
-            "token server {realm}: {}",
-            crate::client::describe(&e)
-        ))
-    })?;
     let status = response.status().as_u16();
     let body = crate::client::read_limited(response, MAX_TOKEN_RESPONSE)
         .await
@@ -561,7 +613,9 @@ pub(crate) async fn fetch_token(
         )));
     }
     // The spec's minimum lifetime is 60 s; renew a little early.
-    let lifetime = parsed.expires_in.unwrap_or(60).max(60);
+    // At least the spec's 60 s, at most a day (a hostile value must not
+    // overflow the clock).
+    let lifetime = parsed.expires_in.unwrap_or(60).clamp(60, 86_400);
     let valid_until = Instant::now() + Duration::from_secs(lifetime.saturating_sub(5));
     Ok(Token { value, valid_until })
 }

@@ -232,7 +232,8 @@ impl ClientBuilder {
                     .credentials
                     .unwrap_or_else(|| Arc::new(crate::auth::StaticCredentials::new())),
                 creds_cache: tokio::sync::Mutex::new(HashMap::new()),
-                hosts: tokio::sync::Mutex::new(HashMap::new()),
+                hosts: std::sync::Mutex::new(HashMap::new()),
+                scope_hints: std::sync::Mutex::new(HashMap::new()),
                 tokens: TokenCache::default(),
                 transfers: Semaphore::new(self.max_concurrent),
                 retry: self.retry,
@@ -282,6 +283,8 @@ impl HostPattern {
     }
 
     fn matches(&self, host_port: &str) -> bool {
+        let host_port = host_port.to_ascii_lowercase();
+        let host_port = host_port.as_str();
         let (host, _) = split_host_port(host_port);
         match self {
             HostPattern::HostPort(hp) => hp == host_port,
@@ -345,7 +348,12 @@ pub(crate) struct Inner {
     insecure: Vec<HostPattern>,
     credentials: SharedCredentials,
     creds_cache: tokio::sync::Mutex<HashMap<String, Credentials>>,
-    hosts: tokio::sync::Mutex<HashMap<String, Endpoint>>,
+    /// Per host: its endpoint once probed. The outer lock is held only to
+    /// find the host's cell, so a slow host never blocks another.
+    hosts: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Endpoint>>>>>,
+    /// Scopes a registry's challenge asked for beyond ours, per (host,
+    /// our scope), so later requests ask for them up front.
+    scope_hints: std::sync::Mutex<HashMap<(String, String), String>>,
     tokens: TokenCache,
     pub(crate) transfers: Semaphore,
     pub(crate) retry: RetryPolicy,
@@ -359,7 +367,7 @@ pub(crate) struct Inner {
 #[derive(Clone)]
 pub(crate) struct Endpoint {
     pub(crate) base: Url,
-    skip_verify: bool,
+    pub(crate) skip_verify: bool,
     challenge: Option<Challenge>,
 }
 
@@ -441,7 +449,7 @@ impl Client {
         }
     }
 
-    fn is_insecure(&self, host: &str) -> bool {
+    pub(crate) fn is_insecure(&self, host: &str) -> bool {
         let (h, _) = split_host_port(host);
         let h = h.trim_start_matches('[').trim_end_matches(']');
         if self.inner.loopback_insecure
@@ -453,7 +461,7 @@ impl Client {
         self.inner.insecure.iter().any(|p| p.matches(host))
     }
 
-    fn http(&self, skip_verify: bool) -> &reqwest::Client {
+    pub(crate) fn http(&self, skip_verify: bool) -> &reqwest::Client {
         if skip_verify {
             &self.inner.unverified
         } else {
@@ -464,16 +472,32 @@ impl Client {
     /// Finds how `host` answers (`GET /v2/`): HTTPS, or for an insecure host
     /// HTTPS without verification and then plain HTTP. Cached per client.
     pub(crate) async fn endpoint(&self, what: What<'_>, host: &str) -> Result<Endpoint> {
-        let mut hosts = self.inner.hosts.lock().await;
-        if let Some(e) = hosts.get(host) {
+        let cell = self.host_cell(host);
+        let mut slot = cell.lock().await;
+        if let Some(e) = &*slot {
             return Ok(e.clone());
         }
+        let e = self.probe(what, host).await?;
+        *slot = Some(e.clone());
+        Ok(e)
+    }
+
+    fn host_cell(&self, host: &str) -> Arc<tokio::sync::Mutex<Option<Endpoint>>> {
+        let mut hosts = self
+            .inner
+            .hosts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(hosts.entry(host.to_owned()).or_default())
+    }
+
+    async fn probe(&self, what: What<'_>, host: &str) -> Result<Endpoint> {
         let insecure = self.is_insecure(host);
         let mut candidates = vec![("https", insecure)];
         if insecure {
             candidates.push(("http", false));
         }
-        let mut last_err = None;
+        let mut errors: Vec<Error> = Vec::new();
         for (scheme, skip_verify) in candidates {
             let base = Url::parse(&format!("{scheme}://{host}/"))
                 .map_err(|e| Error::Config(format!("registry host {host:?}: {e}")))?;
@@ -494,7 +518,7 @@ impl Client {
                     let status = resp.status();
                     let challenge = pick_challenge(resp.headers());
                     if status == StatusCode::OK || status == StatusCode::UNAUTHORIZED {
-                        let e = Endpoint {
+                        return Ok(Endpoint {
                             base,
                             skip_verify,
                             challenge: if status == StatusCode::UNAUTHORIZED {
@@ -502,22 +526,18 @@ impl Client {
                             } else {
                                 None
                             },
-                        };
-                        hosts.insert(host.to_owned(), e.clone());
-                        return Ok(e);
+                        });
                     }
                     // Registries behind some proxies answer /v2/ oddly yet serve
                     // the API; keep going without a challenge, as Docker does.
                     if status.is_success() || status == StatusCode::FORBIDDEN {
-                        let e = Endpoint {
+                        return Ok(Endpoint {
                             base,
                             skip_verify,
                             challenge: None,
-                        };
-                        hosts.insert(host.to_owned(), e.clone());
-                        return Ok(e);
+                        });
                     }
-                    last_err = Some(Error::Protocol {
+                    errors.push(Error::Protocol {
                         what: what.to_owned(),
                         message: format!(
                             "{scheme}://{host}/v2/ answered HTTP {}: not a registry (distribution API v2)",
@@ -525,10 +545,24 @@ impl Client {
                         ),
                     });
                 }
-                Err(e) => last_err = Some(e.into_error(what, host)),
+                Err(e) => errors.push(e.into_error(what, host)),
             }
         }
-        Err(last_err.expect("at least one candidate"))
+        // An insecure host failed both ways: say both, HTTPS first (the
+        // HTTP answer alone can hide the real HTTPS failure).
+        let mut it = errors.into_iter();
+        let first = it.next().expect("at least one candidate");
+        match it.next() {
+            None => Err(first),
+            Some(second) => Err(Error::Protocol {
+                what: what.to_owned(),
+                message: format!(
+                    "{host} answers neither HTTPS ({}) nor HTTP ({})",
+                    strip_what(&first, what),
+                    strip_what(&second, what)
+                ),
+            }),
+        }
     }
 
     async fn credentials(&self, host: &str) -> Result<Credentials> {
@@ -592,7 +626,22 @@ impl Client {
                     return Ok(Some((String::new(), format!("Bearer {t}"))));
                 }
                 let mut scopes = scope.strings(self.inner.plugin_class);
+                let base_key = scopes.join(" ");
+                let hint = self
+                    .inner
+                    .scope_hints
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get(&(host.to_owned(), base_key.clone()))
+                    .cloned();
                 if let Some(extra) = extra_scope {
+                    self.inner
+                        .scope_hints
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert((host.to_owned(), base_key), extra.to_owned());
+                }
+                if let Some(extra) = extra_scope.or(hint.as_deref()) {
                     for s in extra.split(' ') {
                         if !s.is_empty() && !scopes.iter().any(|x| x == s) {
                             scopes.push(s.to_owned());
@@ -603,9 +652,9 @@ impl Client {
                 if let Some(t) = self.inner.tokens.get(host, &key) {
                     return Ok(Some((key, format!("Bearer {t}"))));
                 }
-                let http = self.http(endpoint.skip_verify);
                 let token =
-                    crate::auth::fetch_token(http, what, challenge, &scopes, &creds).await?;
+                    crate::auth::fetch_token(self, what, endpoint, challenge, &scopes, &creds)
+                        .await?;
                 let value = format!("Bearer {}", token.value);
                 self.inner.tokens.put(host, &key, token);
                 Ok(Some((key, value)))
@@ -681,8 +730,12 @@ impl Client {
                 }
                 Ok(resp) => {
                     let status = resp.status();
+                    // Only the registry's own 401 re-authenticates: a challenge
+                    // from elsewhere (an upload Location on another host)
+                    // must not pick where credentials go.
                     if status == StatusCode::UNAUTHORIZED
                         && !reauthed
+                        && same_origin(resp.url(), &endpoint.base)
                         && let Some(ch) = pick_challenge(resp.headers())
                     {
                         reauthed = true;
@@ -691,7 +744,7 @@ impl Client {
                             self.inner.tokens.forget(host, key);
                         }
                         extra_scope = ch.param("scope").map(str::to_owned);
-                        if let Some(e) = self.inner.hosts.lock().await.get_mut(host) {
+                        if let Some(e) = self.host_cell(host).lock().await.as_mut() {
                             e.challenge = Some(ch);
                         }
                         continue;
@@ -827,6 +880,14 @@ impl Client {
     }
 }
 
+/// An error's message without its leading "what: ".
+fn strip_what(e: &Error, what: &str) -> String {
+    let s = e.to_string();
+    s.strip_prefix(what)
+        .and_then(|r| r.strip_prefix(": "))
+        .map_or(s.clone(), str::to_owned)
+}
+
 /// The first challenge a client can answer: bearer before basic.
 fn pick_challenge(headers: &HeaderMap) -> Option<Challenge> {
     let mut all = Vec::new();
@@ -842,7 +903,7 @@ fn pick_challenge(headers: &HeaderMap) -> Option<Challenge> {
         .cloned()
 }
 
-fn same_origin(a: &Url, b: &Url) -> bool {
+pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
     a.scheme() == b.scheme()
         && a.host_str() == b.host_str()
         && a.port_or_known_default() == b.port_or_known_default()
@@ -995,27 +1056,56 @@ impl WithoutUrl for reqwest::Error {
 
 /// Reads a whole (small) body, failing beyond `limit` bytes.
 pub(crate) async fn read_limited(
-    mut resp: Response,
+    resp: Response,
     limit: usize,
 ) -> std::result::Result<Vec<u8>, String> {
+    read_bounded(resp, limit).await.map_err(|e| match e {
+        Bounded::Over {
+            seen,
+            announced: true,
+        } => {
+            format!("response of {seen} bytes is over the limit of {limit}")
+        }
+        Bounded::Over { .. } => format!("response is over the limit of {limit} bytes"),
+        Bounded::Transport(m) => m,
+    })
+}
+
+/// Why a bounded read stopped.
+pub(crate) enum Bounded {
+    /// More than the limit: `seen` bytes announced, or received so far.
+    Over { seen: u64, announced: bool },
+    /// The transfer failed.
+    Transport(String),
+}
+
+/// Reads a whole (small) body, stopping as soon as it passes `limit`.
+pub(crate) async fn read_bounded(
+    mut resp: Response,
+    limit: usize,
+) -> std::result::Result<Vec<u8>, Bounded> {
     if let Some(n) = resp.content_length()
         && n > limit as u64
     {
-        return Err(format!(
-            "response of {n} bytes is over the limit of {limit}"
-        ));
+        return Err(Bounded::Over {
+            seen: n,
+            announced: true,
+        });
     }
     let mut out = Vec::new();
     loop {
         match resp.chunk().await {
             Ok(Some(c)) => {
                 if out.len() + c.len() > limit {
-                    return Err(format!("response is over the limit of {limit} bytes"));
+                    return Err(Bounded::Over {
+                        seen: (out.len() + c.len()) as u64,
+                        announced: false,
+                    });
                 }
                 out.extend_from_slice(&c);
             }
             Ok(None) => return Ok(out),
-            Err(e) => return Err(describe(&e)),
+            Err(e) => return Err(Bounded::Transport(describe(&e))),
         }
     }
 }

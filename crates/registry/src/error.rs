@@ -217,12 +217,14 @@ pub enum Error {
         more: bool,
     },
     /// A response was larger than its limit.
-    #[error("{what}: {size} bytes is over the limit of {limit}")]
+    #[error("{what}: {}{size} bytes is over the limit of {limit}", if *.at_least { "at least " } else { "" })]
     TooLarge {
         /// What was fetched.
         what: String,
-        /// The size announced or reached.
+        /// The size announced, or the bytes received before stopping.
         size: u64,
+        /// `size` is what arrived before the read stopped, not the whole.
+        at_least: bool,
         /// The limit.
         limit: u64,
     },

@@ -13,7 +13,7 @@ use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 
-use crate::client::{Client, Scope, TransportError, describe, read_limited};
+use crate::client::{Bounded, Client, Scope, TransportError, describe, read_bounded};
 use crate::error::{Error, Result};
 use crate::progress::{BYTES_EVENT_STEP, Event};
 
@@ -64,6 +64,23 @@ pub trait BlobSinks: Send + Sync + 'static {
         desc: &Descriptor,
         sink: Self::Sink,
     ) -> impl Future<Output = io::Result<()>> + Send;
+}
+
+/// A URL that cannot be built from a repository path (never for a parsed
+/// reference; kept as an error rather than a panic).
+pub(crate) fn bad_url(e: &impl std::fmt::Display) -> Error {
+    Error::Protocol {
+        what: "building a request URL".to_owned(),
+        message: e.to_string(),
+    }
+}
+
+/// The `Content-Length` header as sent (reqwest reports a HEAD's body as empty).
+fn header_length(resp: &reqwest::Response) -> Option<u64> {
+    resp.headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// A short name for a repository in messages: `127.0.0.1:5000/foo/bar`.
@@ -117,7 +134,7 @@ impl Client {
                 .send(&what, host, &scope, true, &move |http, base| {
                     let url = base
                         .join(&format!("v2/{p}/manifests/{rr}"))
-                        .map_err(|e| Error::Config(format!("manifest URL for {p}: {e}")))?;
+                        .map_err(|e| bad_url(&e))?;
                     Ok(http.get(url).header(ACCEPT, a.clone()))
                 })
                 .await?;
@@ -143,24 +160,18 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let limit = self.inner.manifest_limit;
-        let bytes = read_limited(resp, limit).await.map_err(|m| {
-            if m.contains("over the limit") {
-                Error::TooLarge {
-                    what: what.clone(),
-                    size: m
-                        .split_whitespace()
-                        .find_map(|w| w.parse().ok())
-                        .filter(|&n: &u64| n != limit as u64)
-                        .unwrap_or(limit as u64 + 1),
-                    limit: limit as u64,
-                }
-            } else {
-                Error::Connect {
-                    what: what.clone(),
-                    host: host.to_owned(),
-                    message: m,
-                }
-            }
+        let bytes = read_bounded(resp, limit).await.map_err(|e| match e {
+            Bounded::Over { seen, announced } => Error::TooLarge {
+                what: what.clone(),
+                size: seen,
+                at_least: !announced,
+                limit: limit as u64,
+            },
+            Bounded::Transport(message) => Error::Connect {
+                what: what.clone(),
+                host: host.to_owned(),
+                message,
+            },
         })?;
         let expected = match (reference.digest(), &header_digest) {
             (Some(d), _) => Some(d.clone()),
@@ -227,7 +238,7 @@ impl Client {
                 &move |http, base| {
                     let url = base
                         .join(&format!("v2/{path}/manifests/{r}"))
-                        .map_err(|e| Error::Config(e.to_string()))?;
+                        .map_err(|e| bad_url(&e))?;
                     Ok(http.head(url).header(ACCEPT, accept.clone()))
                 },
             )
@@ -257,12 +268,19 @@ impl Client {
                 what: what.clone(),
                 message: "HEAD answered without Docker-Content-Digest".to_owned(),
             })?;
-        let size = resp
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        if let Some(want) = reference.digest()
+            && *want != digest
+        {
+            return Err(Error::DigestMismatch {
+                what,
+                expected: want.clone(),
+                actual: digest,
+            });
+        }
+        let size = header_length(&resp).ok_or_else(|| Error::Protocol {
+            what: what.clone(),
+            message: "HEAD answered without a Content-Length".to_owned(),
+        })?;
         Ok(Some(Descriptor::new(media_type, digest, size)))
     }
 
@@ -352,20 +370,19 @@ impl Client {
             .send(&what, host, scope, true, &move |http, base| {
                 let url = base
                     .join(&format!("v2/{path}/blobs/{d}"))
-                    .map_err(|e| Error::Config(e.to_string()))?;
+                    .map_err(|e| bad_url(&e))?;
                 Ok(http.head(url))
             })
             .await?;
         match resp.status() {
             StatusCode::NOT_FOUND => Ok(None),
             // reqwest reports a HEAD's body as empty: read the header itself.
-            s if s.is_success() => Ok(Some(
-                resp.headers()
-                    .get(CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0),
-            )),
+            s if s.is_success() => header_length(&resp)
+                .map(Some)
+                .ok_or_else(|| Error::Protocol {
+                    what,
+                    message: "HEAD answered without a Content-Length".to_owned(),
+                }),
             _ => Err(Client::status_error(&what, resp).await),
         }
     }
@@ -381,6 +398,7 @@ impl Client {
             return Err(Error::TooLarge {
                 what: format!("blob {} in {}", desc.digest, repo_name(repo)),
                 size: desc.size,
+                at_least: false,
                 limit,
             });
         }
@@ -405,12 +423,27 @@ impl Client {
         sink: &mut W,
         resume: Option<Digester>,
     ) -> Result<()> {
-        let _permit = self
-            .inner
+        let _permit = self.transfer_permit().await?;
+        self.fetch_blob_held(repo, desc, sink, resume).await
+    }
+
+    /// One of the client's transfer slots.
+    pub(crate) async fn transfer_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>> {
+        self.inner
             .transfers
             .acquire()
             .await
-            .map_err(|_| Error::Config("transfer limit closed".to_owned()))?;
+            .map_err(|_| Error::Config("transfer limit closed".to_owned()))
+    }
+
+    /// [`Client::fetch_blob`] with a transfer slot already held.
+    async fn fetch_blob_held<W: AsyncWrite + Unpin + Send + ?Sized>(
+        &self,
+        repo: &Reference,
+        desc: &Descriptor,
+        sink: &mut W,
+        resume: Option<Digester>,
+    ) -> Result<()> {
         let what = format!("blob {} in {}", desc.digest, repo_name(repo));
         let host = Client::api_host(repo.domain());
         let mut digester = resume.unwrap_or_else(|| Digester::new(desc.digest.algorithm()));
@@ -448,7 +481,7 @@ impl Client {
                 .send(&what, host, &scope, true, &move |http, base| {
                     let url = base
                         .join(&format!("v2/{path}/blobs/{d}"))
-                        .map_err(|e| Error::Config(e.to_string()))?;
+                        .map_err(|e| bad_url(&e))?;
                     let mut r = http.get(url).header(ACCEPT, format!("{mt}, */*"));
                     if from > 0 {
                         r = r.header(RANGE, format!("bytes={from}-"));
@@ -607,8 +640,13 @@ impl Client {
         sinks: Arc<S>,
     ) -> Result<Resolved> {
         let resolved = self.resolve(reference, platform).await?;
-        let mut blobs = vec![resolved.manifest.config.clone()];
-        blobs.extend(resolved.manifest.layers.iter().cloned());
+        // A digest listed twice (a repeated layer) is fetched once.
+        let mut blobs: Vec<Descriptor> = Vec::new();
+        for d in std::iter::once(&resolved.manifest.config).chain(&resolved.manifest.layers) {
+            if !blobs.iter().any(|b| b.digest == d.digest) {
+                blobs.push(d.clone());
+            }
+        }
         let mut tasks = tokio::task::JoinSet::new();
         let repo = reference.without_tag_or_digest();
         for desc in blobs {
@@ -650,13 +688,16 @@ impl Client {
             what: what.clone(),
             source,
         };
+        // The slot is taken before the sink is opened: a manifest with
+        // thousands of layers never has more sinks open than the limit.
+        let _permit = self.transfer_permit().await?;
         let Some((mut sink, resume)) = sinks.open(desc).await.map_err(io_err)? else {
             self.emit(&Event::Exists {
                 digest: desc.digest.clone(),
             });
             return Ok(());
         };
-        self.fetch_blob(repo, desc, &mut sink, resume).await?;
+        self.fetch_blob_held(repo, desc, &mut sink, resume).await?;
         sinks.commit(desc, sink).await.map_err(io_err)
     }
 }

@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, ReadBuf};
 use crate::client::{Client, Scope};
 use crate::error::{Error, Result};
 use crate::progress::{BYTES_EVENT_STEP, Event, ProgressFn};
-use crate::pull::repo_name;
+use crate::pull::{bad_url, repo_name};
 
 /// Where the bytes of a blob to push come from. Opened again for each
 /// attempt and each chunk, so it must be re-readable.
@@ -202,7 +202,7 @@ impl Client {
             .send(what, host, scope, true, &move |http, base| {
                 let mut url = base
                     .join(&format!("v2/{p}/blobs/uploads/"))
-                    .map_err(|e| Error::Config(e.to_string()))?;
+                    .map_err(|e| bad_url(&e))?;
                 if let Some(from) = &m {
                     url.query_pairs_mut()
                         .append_pair("mount", d.as_str())
@@ -224,15 +224,29 @@ impl Client {
             _ => return Err(Client::status_error(what, resp).await),
         }
         let mut location = location_of(what, &base, &resp)?;
+        // OCI distribution 1.1: the registry's smallest acceptable chunk.
+        let min_chunk = resp
+            .headers()
+            .get("oci-chunk-min-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
         self.emit(&Event::Started {
             digest: digest.clone(),
             size: desc.size,
             offset: 0,
         });
         let size = desc.size;
-        let chunk = self.inner.chunk_size.filter(|&c| c < size);
+        let chunk = self
+            .inner
+            .chunk_size
+            .map(|c| c.max(min_chunk))
+            .filter(|&c| c < size);
         let final_resp = if let Some(chunk) = chunk {
             let mut offset = 0u64;
+            // Every PATCH that does not end where it was sent counts: a
+            // registry acknowledging one byte at a time cannot make this
+            // loop run `size` times.
             let mut stalls = 0;
             while offset < size {
                 let end = (offset + chunk).min(size);
@@ -279,20 +293,22 @@ impl Client {
                     }
                     None => end,
                 };
-                if next > end || next <= offset {
-                    if next > end {
-                        return Err(Error::Protocol {
-                            what: what.to_owned(),
-                            message: format!(
-                                "the registry says it holds {next} bytes after a chunk ending at {end}"
-                            ),
-                        });
-                    }
+                if next > end {
+                    return Err(Error::Protocol {
+                        what: what.to_owned(),
+                        message: format!(
+                            "the registry says it holds {next} bytes after a chunk ending at {end}"
+                        ),
+                    });
+                }
+                if next != end {
                     stalls += 1;
                     if stalls > 3 {
                         return Err(Error::Protocol {
                             what: what.to_owned(),
-                            message: format!("the upload does not advance past byte {offset}"),
+                            message: format!(
+                                "the registry keeps acknowledging less than it was sent (at byte {next})"
+                            ),
                         });
                     }
                 }
@@ -386,7 +402,7 @@ impl Client {
                 &move |http, base| {
                     let url = base
                         .join(&format!("v2/{path}/manifests/{target}"))
-                        .map_err(|e| Error::Config(e.to_string()))?;
+                        .map_err(|e| bad_url(&e))?;
                     Ok(http
                         .put(url)
                         .header(CONTENT_TYPE, mt.clone())
@@ -419,8 +435,12 @@ impl Client {
                 source,
             }
         })?;
-        let mut wanted = vec![doc.config.clone()];
-        wanted.extend(doc.layers.iter().cloned());
+        let mut wanted: Vec<Descriptor> = Vec::new();
+        for d in std::iter::once(&doc.config).chain(&doc.layers) {
+            if !wanted.iter().any(|w| w.digest == d.digest) {
+                wanted.push(d.clone());
+            }
+        }
         let repo = reference.without_tag_or_digest();
         let mut tasks = tokio::task::JoinSet::new();
         for desc in wanted {
@@ -478,10 +498,21 @@ fn location_of(what: &str, base: &Url, resp: &reqwest::Response) -> Result<Url> 
             what: what.to_owned(),
             message: format!("HTTP {} without a Location", resp.status().as_u16()),
         })?;
-    base.join(loc).map_err(|e| Error::Protocol {
+    let url = base.join(loc).map_err(|e| Error::Protocol {
         what: what.to_owned(),
         message: format!("upload Location {loc:?}: {e}"),
-    })
+    })?;
+    // An upload may move to another host (storage behind the registry),
+    // but not off http(s), and not from HTTPS down to plain HTTP.
+    if !matches!(url.scheme(), "http" | "https")
+        || (base.scheme() == "https" && url.scheme() == "http")
+    {
+        return Err(Error::Protocol {
+            what: what.to_owned(),
+            message: format!("the registry sent the upload to {url}, which is refused (scheme)"),
+        });
+    }
+    Ok(url)
 }
 
 fn check_digest_header(what: &str, resp: &reqwest::Response, digest: &Digest) -> Result<()> {

@@ -71,7 +71,7 @@ fn serve(
                     // Some registries answer 201 to PATCH: the client must cope.
                     return Reply::status(201)
                         .header("Location", "/v2/x/blobs/uploads/session-1?_state=def")
-                        .header("Range", &format!("0-{}", up.len() - 1));
+                        .header("Range", &format!("0-{}", up.len().saturating_sub(1)));
                 }
                 "PUT" => {
                     up.extend_from_slice(&req.body);
@@ -452,7 +452,64 @@ async fn a_401_challenge_with_a_scope_gets_a_token_and_a_retry() {
     });
     *realm.lock().unwrap() = format!("{}/token", server.url());
     let client = builder().build().unwrap();
-    pull_and_check(&client, &reference(&server.host(), "x", "1"), &image).await;
+    let r = reference(&server.host(), "x", "1");
+    pull_and_check(&client, &r, &image).await;
+    // The challenge's scope is remembered: a second pull asks no new token.
+    let tokens = |s: &Server| s.requests().iter().filter(|q| q.path() == "/token").count();
+    let before = tokens(&server);
+    pull_and_check(&client, &r, &image).await;
+    assert_eq!(tokens(&server), before);
+}
+
+#[tokio::test]
+async fn an_upload_sent_to_another_host_gets_no_credentials() {
+    // The other host answers 401 with its own challenge: the client must
+    // neither send the registry's token there nor fetch one from its realm.
+    let elsewhere = Arc::new(Server::start(|req| {
+        if req.path() == "/token" {
+            return Reply::new(200, r#"{"token":"stolen"}"#);
+        }
+        Reply::status(401).header(
+            "WWW-Authenticate",
+            r#"Bearer realm="http://127.0.0.1:1/token""#,
+        )
+    }));
+    let other_url = elsewhere.url();
+    let image = Image::new(35, &[1000]);
+    let realm = Arc::new(Mutex::new(String::new()));
+    let realm2 = Arc::clone(&realm);
+    let server = serve(&image, move |req| {
+        if req.path() == "/token" {
+            return Some(Reply::new(
+                200,
+                r#"{"token":"secret-token","expires_in":18446744073709551615}"#,
+            ));
+        }
+        if req.header("authorization") != Some("Bearer secret-token") {
+            let challenge = format!(
+                r#"Bearer realm="{}",service="hostile""#,
+                realm2.lock().unwrap()
+            );
+            return Some(Reply::status(401).header("WWW-Authenticate", &challenge));
+        }
+        (req.method == "POST" && req.path().ends_with("/blobs/uploads/"))
+            .then(|| Reply::status(202).header("Location", &format!("{other_url}/upload/1")))
+    });
+    *realm.lock().unwrap() = format!("{}/token", server.url());
+    let client = builder().build().unwrap();
+    let (d, bytes) = Image::new(36, &[500]).blobs()[1].clone();
+    let r = Reference::parse(&format!("{}/x", server.host())).unwrap();
+    // A huge expires_in is clamped, not an overflow.
+    let err = client
+        .push_blob(&r, &d, &BytesSource(bytes.into()), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(401), "{err}");
+    for q in elsewhere.requests() {
+        assert_eq!(q.header("authorization"), None, "{q:?}");
+        assert_ne!(q.path(), "/token");
+    }
+    assert!(!elsewhere.requests().is_empty());
 }
 
 #[tokio::test]

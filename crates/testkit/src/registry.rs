@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -134,6 +134,17 @@ impl Registry {
 
     /// Starts one; `tls` serves HTTPS with a fresh self-signed certificate.
     pub fn start(auth: &Auth, tls: bool) -> Registry {
+        // The free port can be taken by another test between the probe and
+        // the registry's bind: try again on a new one.
+        for _ in 0..5 {
+            if let Some(r) = Registry::try_start(auth, tls) {
+                return r;
+            }
+        }
+        panic!("docker-registry could not bind a port in 5 tries");
+    }
+
+    fn try_start(auth: &Auth, tls: bool) -> Option<Registry> {
         assert!(
             available(),
             "{REGISTRY_BIN} is missing: `cargo xtask test` installs docker-registry"
@@ -143,7 +154,7 @@ impl Registry {
         let port = free_port();
         let host = format!("127.0.0.1:{port}");
         let mut config = format!(
-            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: {host}\n  secret: pluginctl-test-secret\n",
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: {host}\n  secret: pluginctl-test-secret\n",
             dir.path().join("storage").display()
         );
         if let Some(c) = &cert {
@@ -193,21 +204,26 @@ impl Registry {
             dir,
             cert,
         };
-        reg.wait_ready();
-        reg
+        reg.wait_ready().then_some(reg)
     }
 
-    fn wait_ready(&mut self) {
-        let addr: SocketAddr = self.host.parse().expect("addr");
+    /// Waits for the log line saying it listens on our address; `false`
+    /// when the address was taken.
+    fn wait_ready(&mut self) -> bool {
+        let want = format!("listening on {}", self.host);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
+            let log = self.log();
+            if log.contains(&want) {
+                return true;
+            }
+            if log.contains("address already in use") {
+                return false;
+            }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("docker-registry exited ({status}): {}", self.log());
+                panic!("docker-registry exited ({status}): {log}");
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
         panic!("docker-registry did not listen in 20 s: {}", self.log());
     }
@@ -403,6 +419,7 @@ pub struct CutProxy {
     /// `127.0.0.1:PORT` of the proxy.
     pub host: String,
     cuts_done: Arc<AtomicUsize>,
+    patches: Arc<AtomicUsize>,
     stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -412,9 +429,14 @@ impl CutProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let host = listener.local_addr().expect("addr").to_string();
         let cuts_done = Arc::new(AtomicUsize::new(0));
+        let patches = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let upstream = upstream.to_owned();
-        let (cd, st) = (Arc::clone(&cuts_done), Arc::clone(&stop));
+        let (cd, st, pa) = (
+            Arc::clone(&cuts_done),
+            Arc::clone(&stop),
+            Arc::clone(&patches),
+        );
         let budget = Arc::new(Mutex::new(cuts));
         std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -425,15 +447,22 @@ impl CutProxy {
                 let Ok(server) = TcpStream::connect(&upstream) else {
                     continue;
                 };
-                let (cd, budget) = (Arc::clone(&cd), Arc::clone(&budget));
-                std::thread::spawn(move || pipe_pair(client, server, after, &budget, &cd));
+                let (cd, budget, pa) = (Arc::clone(&cd), Arc::clone(&budget), Arc::clone(&pa));
+                std::thread::spawn(move || pipe_pair(client, server, after, &budget, &cd, &pa));
             }
         });
         CutProxy {
             host,
             cuts_done,
+            patches,
             stop,
         }
+    }
+
+    /// `PATCH` requests seen going upstream (chunked uploads), counted by
+    /// request lines at the start of a read.
+    pub fn patches(&self) -> usize {
+        self.patches.load(Ordering::SeqCst)
     }
 
     /// How many connections were cut.
@@ -455,13 +484,27 @@ fn pipe_pair(
     after: u64,
     budget: &Mutex<usize>,
     cuts_done: &AtomicUsize,
+    patches: &Arc<AtomicUsize>,
 ) {
     let (mut c_read, mut s_write) = (
         client.try_clone().expect("clone"),
         server.try_clone().expect("clone"),
     );
+    let patches = Arc::clone(patches);
     let up = std::thread::spawn(move || {
-        let _ = std::io::copy(&mut c_read, &mut s_write);
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            let n = match c_read.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if buf[..n].starts_with(b"PATCH ") {
+                patches.fetch_add(1, Ordering::SeqCst);
+            }
+            if s_write.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
         let _ = s_write.shutdown(Shutdown::Write);
     });
     let (mut s_read, mut c_write) = (server, client);
