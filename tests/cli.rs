@@ -41,7 +41,7 @@ fn help_goes_to_stdout_and_succeeds() {
         let out = run(args);
         assert!(out.status.success(), "{args:?}");
         assert!(
-            String::from_utf8_lossy(&out.stdout).contains("Usage: pluginctl <COMMAND>"),
+            String::from_utf8_lossy(&out.stdout).contains("Usage: pluginctl [OPTIONS] <COMMAND>"),
             "{args:?}"
         );
         assert!(out.stderr.is_empty());

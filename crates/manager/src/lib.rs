@@ -1,13 +1,419 @@
 //! The Docker managed-plugin lifecycle, outside dockerd.
 //!
-//! This is the facade of pluginctl: it composes the content store, the registry
-//! client, the rootfs code, the privilege computation and the runtime into
-//! `create`, `install`, `push`, `enable`, `upgrade` and `rm`, and re-exports
-//! those crates as modules so that a user needs one dependency.
+//! This is the facade of pluginctl: it composes the content store, the
+//! rootfs code and the privilege computation (and, as they land, the
+//! registry client and the runtime) into Docker's plugin lifecycle, and
+//! re-exports those crates as modules so that a user needs one dependency.
 //!
-//! The lifecycle itself lands with the plugin-manager issue; today the facade
-//! only re-exports the crates that are real.
+//! Built so far: the plugin store (records, one metadata lock for every
+//! process sharing a root, atomic writes, crash recovery), `create` from a
+//! context directory or tar, `list`, `inspect`, `remove` and `gc`.
+//!
+//! ```no_run
+//! use pluginctl_manager::{Manager, CreateOptions};
+//!
+//! let m = Manager::open(std::path::Path::new("/var/lib/pluginctl"))?;
+//! let created = m.create("sample:1.0", std::path::Path::new("./context"), &CreateOptions::default())?;
+//! println!("{} {}", created.id, created.familiar_name());
+//! # Ok::<(), pluginctl_manager::Error>(())
+//! ```
 
 pub use pluginctl_content as content;
 pub use pluginctl_oci as oci;
+pub use pluginctl_privileges as privileges;
 pub use pluginctl_rootfs as rootfs;
+
+pub mod store;
+
+use std::path::{Path, PathBuf};
+
+use pluginctl_content::Store;
+use pluginctl_oci::{
+    Descriptor, Digest, Manifest, MediaType, Plugin, PluginConfig, PluginSettings, Reference,
+};
+use pluginctl_rootfs::layer::Compression;
+
+pub use store::Record;
+use store::{Layout, OpLock};
+
+/// What can go wrong managing plugins. Each names the plugin, reference,
+/// digest or path at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No plugin by that name or ID.
+    #[error("plugin {0:?} not found")]
+    NotFound(String),
+    /// An ID prefix matches several plugins.
+    #[error("{what:?} matches several plugins: {candidates}")]
+    Ambiguous {
+        /// The prefix.
+        what: String,
+        /// The plugins it matches.
+        candidates: String,
+    },
+    /// A plugin by that name exists.
+    #[error("plugin {0} already exists")]
+    Exists(String),
+    /// The request cannot be done in this state (enabled plugin…).
+    #[error("{0}")]
+    State(String),
+    /// Bad input: a name, a config, a context.
+    #[error("{0}")]
+    Invalid(String),
+    /// The content store failed.
+    #[error(transparent)]
+    Content(#[from] pluginctl_content::Error),
+    /// Layer or rootfs handling failed.
+    #[error(transparent)]
+    Rootfs(#[from] pluginctl_rootfs::Error),
+    /// A file operation failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Error {
+        Error::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// A result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How `create` builds the layer.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CreateOptions {
+    /// gzip (the default, as Docker) or zstd.
+    pub compression: Compression,
+}
+
+impl CreateOptions {
+    /// With this layer compression.
+    pub fn compression(compression: Compression) -> CreateOptions {
+        CreateOptions { compression }
+    }
+}
+
+impl Default for CreateOptions {
+    fn default() -> CreateOptions {
+        CreateOptions {
+            compression: Compression::GZIP,
+        }
+    }
+}
+
+/// What `gc` freed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GcSummary {
+    /// Blobs deleted.
+    pub blobs: usize,
+    /// Stale ingests deleted.
+    pub ingests: usize,
+    /// Bytes freed.
+    pub bytes: u64,
+}
+
+/// The plugin manager over one root directory.
+pub struct Manager {
+    layout: Layout,
+    content: Store,
+}
+
+/// The media type of a plugin config blob.
+pub const PLUGIN_CONFIG_TYPE: &str = "application/vnd.docker.plugin.v1+json";
+
+impl Manager {
+    /// Opens (creating) the root, and rolls back whatever a crashed
+    /// command left half done.
+    pub fn open(root: &Path) -> Result<Manager> {
+        let layout = Layout::open(root)?;
+        let content = Store::open(&root.join("content"))?;
+        let m = Manager { layout, content };
+        let lock = m.layout.lock()?;
+        m.layout.recover(&lock)?;
+        Ok(m)
+    }
+
+    /// The content store.
+    pub fn content(&self) -> &Store {
+        &self.content
+    }
+
+    /// Parses a local plugin name the way `docker plugin create` does:
+    /// normalised, tagged `latest` when untagged; digests refused.
+    pub fn parse_name(name: &str) -> Result<Reference> {
+        let r = Reference::parse(name)
+            .map_err(|e| Error::Invalid(format!("invalid plugin name {name:?}: {e}")))?;
+        if r.digest().is_some() {
+            return Err(Error::Invalid(format!(
+                "invalid plugin name {name:?}: a canonical (digest) reference cannot name a local plugin"
+            )));
+        }
+        Ok(r)
+    }
+
+    /// `docker plugin create NAME CONTEXT`: CONTEXT is a directory holding
+    /// `config.json` and `rootfs/`, or a tar of one (a file, or `-` for
+    /// stdin). Builds the layer (deterministic), the config blob (with the
+    /// uncompressed `diff_ids`) and the schema2 manifest, extracts the
+    /// rootfs from the layer, and records the plugin, disabled.
+    pub fn create(&self, name: &str, context: &Path, options: &CreateOptions) -> Result<Record> {
+        let reference = Manager::parse_name(name)?;
+        let full = reference.to_string();
+        let id = store::new_id()?;
+        let dir = self.layout.plugin_dir(&id);
+        // Reserve the name: an incomplete record under the metadata lock.
+        {
+            let lock = self.layout.lock()?;
+            if self.layout.find(&lock, &full).is_ok() {
+                return Err(Error::Exists(reference.familiar()));
+            }
+            if self.layout.records(&lock)?.iter().any(|r| r.name == full) {
+                return Err(Error::State(format!(
+                    "plugin {} is being created or installed by another command",
+                    reference.familiar()
+                )));
+            }
+        }
+        let op = OpLock::take(&dir)?;
+        let result = self.create_in(&reference, &id, &dir, context, options);
+        let lock = self.layout.lock()?;
+        match result {
+            Ok(mut record) => {
+                if self
+                    .layout
+                    .records(&lock)?
+                    .iter()
+                    .any(|r| r.name == full && r.id != id && !r.incomplete)
+                {
+                    drop(op);
+                    self.layout.discard(&lock, &id)?;
+                    return Err(Error::Exists(reference.familiar()));
+                }
+                record.incomplete = false;
+                self.layout.save(&lock, &record)?;
+                drop(op);
+                Ok(record)
+            }
+            Err(e) => {
+                drop(op);
+                self.layout.discard(&lock, &id)?;
+                Err(e)
+            }
+        }
+    }
+
+    fn create_in(
+        &self,
+        reference: &Reference,
+        id: &str,
+        dir: &Path,
+        context: &Path,
+        options: &CreateOptions,
+    ) -> Result<Record> {
+        let staging = tempfile::Builder::new()
+            .prefix("create-")
+            .tempdir_in(self.layout.tmp())
+            .map_err(|e| Error::io(&self.layout.tmp(), e))?;
+        let _staging_lock = OpLock::take(staging.path())?;
+        // The context: a directory, or a tar unpacked into staging.
+        let (config_bytes, rootfs_dir) = if context.is_dir() {
+            let c = pluginctl_rootfs::context::from_dir(context)?;
+            (c.config, c.rootfs)
+        } else {
+            let input: Box<dyn std::io::Read + Send> = if context == Path::new("-") {
+                Box::new(std::io::stdin())
+            } else {
+                Box::new(std::fs::File::open(context).map_err(|e| Error::io(context, e))?)
+            };
+            // unpack_tar puts the rootfs/ entries straight into `dest`.
+            let dest = staging.path().join("rootfs");
+            std::fs::create_dir(&dest).map_err(|e| Error::io(&dest, e))?;
+            let opts = pluginctl_rootfs::extract::Options::default();
+            let (config, _) = pluginctl_rootfs::context::unpack_tar(input, &dest, &opts)?;
+            (config, dest)
+        };
+        let mut config = PluginConfig::from_slice(&config_bytes).map_err(|e| {
+            Error::Invalid(format!("{}: invalid config.json: {e}", context.display()))
+        })?;
+        if config.interface.socket.is_empty() {
+            return Err(Error::Invalid(format!(
+                "{}: config.json has no Interface.Socket",
+                context.display()
+            )));
+        }
+        // The layer, straight into the content store.
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let mut w = self.content.writer(&format!("create-{id}"))?;
+        let info = pluginctl_rootfs::layer::write_layer(
+            &rootfs_dir,
+            &mut w,
+            options.compression,
+            threads,
+        )?;
+        let layer_digest = w.commit(Some(info.size), Some(&info.digest))?;
+        let layer = Descriptor::new(options.compression.media_type(), layer_digest, info.size);
+        // The config blob: the context's config plus the rootfs diff_ids.
+        config.rootfs = Some(pluginctl_oci::plugin::PluginRootfs {
+            diff_ids: Some(vec![info.diff_id.clone()]),
+            kind: "layers".to_owned(),
+        });
+        let config_blob = config.to_vec();
+        let config_digest = self.content.write_blob(&config_blob, None)?;
+        let config_desc = Descriptor::new(
+            MediaType::parse(PLUGIN_CONFIG_TYPE),
+            config_digest.clone(),
+            config_blob.len() as u64,
+        );
+        let manifest = Manifest::docker(config_desc, vec![layer.clone()]);
+        let manifest_bytes = manifest.to_vec();
+        let manifest_digest = self.content.write_blob(&manifest_bytes, None)?;
+        let manifest_desc = Descriptor::new(
+            manifest
+                .media_type
+                .clone()
+                .unwrap_or(MediaType::DockerManifest),
+            manifest_digest,
+            manifest_bytes.len() as u64,
+        );
+        let record = Record {
+            id: id.to_owned(),
+            name: reference.to_string(),
+            // Docker shows a created plugin's own name as its reference.
+            reference: reference.to_string(),
+            manifest: manifest_desc,
+            config_digest,
+            layers: vec![layer],
+            settings: default_settings(&config),
+            config,
+            enabled: false,
+            created: store::now_rfc3339(),
+            incomplete: true,
+        };
+        {
+            let lock = self.layout.lock()?;
+            self.layout.save(&lock, &record)?;
+        }
+        self.extract_rootfs(&record, dir)?;
+        Ok(record)
+    }
+
+    /// Applies the record's layers, in manifest order, into a staging
+    /// directory beside the plugin's, then renames it to `rootfs/`.
+    fn extract_rootfs(&self, record: &Record, dir: &Path) -> Result<()> {
+        let staging = dir.join("rootfs.staging");
+        store::remove_tree(&staging)?;
+        std::fs::create_dir(&staging).map_err(|e| Error::io(&staging, e))?;
+        let opts = pluginctl_rootfs::extract::Options::default();
+        let mut readers = Vec::new();
+        for l in &record.layers {
+            readers.push(self.content.open_blob(&l.digest)?);
+        }
+        pluginctl_rootfs::extract::apply_layers(&staging, readers, &opts)?;
+        let target = dir.join("rootfs");
+        store::remove_tree(&target)?;
+        std::fs::rename(&staging, &target).map_err(|e| Error::io(&target, e))
+    }
+
+    /// Every complete plugin, by name.
+    pub fn list(&self) -> Result<Vec<Record>> {
+        let lock = self.layout.lock()?;
+        Ok(self
+            .layout
+            .records(&lock)?
+            .into_iter()
+            .filter(|r| !r.incomplete)
+            .collect())
+    }
+
+    /// The plugin named (name, ID or unique ID prefix).
+    pub fn get(&self, what: &str) -> Result<Record> {
+        let lock = self.layout.lock()?;
+        self.layout.find(&lock, what)
+    }
+
+    /// The plugin as `docker plugin inspect` shows it.
+    pub fn inspect(&self, what: &str) -> Result<Plugin> {
+        Ok(to_plugin(&self.get(what)?))
+    }
+
+    /// Removes a plugin (`force` also removes an enabled one), then its
+    /// blobs no other plugin uses.
+    pub fn remove(&self, what: &str, force: bool) -> Result<Record> {
+        let lock = self.layout.lock()?;
+        let record = self.layout.find(&lock, what)?;
+        if record.enabled && !force {
+            return Err(Error::State(format!(
+                "plugin {} is enabled; disable it first, or use --force",
+                record.familiar_name()
+            )));
+        }
+        self.layout.discard(&lock, &record.id)?;
+        drop(lock);
+        self.gc()?;
+        Ok(record)
+    }
+
+    /// Deletes blobs that no plugin record references, and stale ingests.
+    pub fn gc(&self) -> Result<GcSummary> {
+        let lock = self.layout.lock()?;
+        let mut roots: Vec<Digest> = Vec::new();
+        for r in self.layout.records(&lock)? {
+            roots.extend(r.roots());
+        }
+        let report = self
+            .content
+            .gc(&roots, std::time::Duration::from_secs(24 * 3600))?;
+        Ok(GcSummary {
+            blobs: report.removed.len(),
+            ingests: report.removed_ingests.len(),
+            bytes: report.freed_bytes,
+        })
+    }
+
+    /// Where a plugin's rootfs is.
+    pub fn rootfs(&self, record: &Record) -> PathBuf {
+        self.layout.plugin_dir(&record.id).join("rootfs")
+    }
+}
+
+/// The settings a fresh plugin starts with: the config's env values, args,
+/// mounts and devices, as Docker fills `Settings`.
+pub fn default_settings(config: &PluginConfig) -> PluginSettings {
+    PluginSettings {
+        args: Some(config.args.value.clone().unwrap_or_default()),
+        devices: Some(config.linux.devices.clone().unwrap_or_default()),
+        env: Some(
+            config
+                .env
+                .iter()
+                .flatten()
+                .filter_map(|e| e.value.as_ref().map(|v| format!("{}={v}", e.name)))
+                .collect(),
+        ),
+        mounts: Some(config.mounts.clone().unwrap_or_default()),
+    }
+}
+
+/// A record as Docker's `Plugin` object.
+pub fn to_plugin(r: &Record) -> Plugin {
+    Plugin {
+        config: r.config.clone(),
+        enabled: r.enabled,
+        id: r.id.clone(),
+        name: r.familiar_name(),
+        plugin_reference: r.reference.clone(),
+        settings: r.settings.clone(),
+    }
+}

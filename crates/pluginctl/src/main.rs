@@ -4,6 +4,7 @@
 //! Everything else lives in `pluginctl-manager` and the crates below it.
 
 mod flatten;
+mod plugins;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -14,6 +15,8 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "pluginctl", version, about, long_about = None)]
 struct Cli {
+    #[command(flatten)]
+    global: plugins::Global,
     #[command(subcommand)]
     command: Command,
 }
@@ -23,6 +26,18 @@ enum Command {
     /// Flatten an image's layers into one tar (or directory), as applying
     /// them in order would give
     Flatten(flatten::Args),
+    /// Create a plugin from a context (config.json and rootfs/)
+    Create(plugins::CreateArgs),
+    /// List plugins
+    #[command(alias = "list")]
+    Ls(plugins::LsArgs),
+    /// Show plugins as Docker's Plugin objects (JSON)
+    Inspect(plugins::InspectArgs),
+    /// Remove plugins, then blobs nothing uses
+    #[command(alias = "remove")]
+    Rm(plugins::RmArgs),
+    /// Delete blobs no plugin uses, and stale downloads
+    Gc,
 }
 
 fn main() -> ExitCode {
@@ -55,6 +70,11 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Flatten(args) => flatten::run(&args),
+        Command::Create(a) => plugins::create(&cli.global, &a),
+        Command::Ls(a) => plugins::ls(&cli.global, &a),
+        Command::Inspect(a) => plugins::inspect(&cli.global, &a),
+        Command::Rm(a) => plugins::rm(&cli.global, &a),
+        Command::Gc => plugins::gc(&cli.global),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

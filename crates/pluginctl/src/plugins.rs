@@ -1,0 +1,297 @@
+//! `create`, `ls`, `inspect`, `rm`, `gc`: the plugin store commands.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Args as ClapArgs;
+use pluginctl_manager::rootfs::layer::Compression;
+use pluginctl_manager::{CreateOptions, Manager, Record};
+
+/// Global options every store command takes.
+#[derive(Debug, Clone, ClapArgs)]
+pub(crate) struct Global {
+    /// Root of pluginctl's state (default /var/lib/pluginctl as root,
+    /// else $XDG_DATA_HOME/pluginctl; or $PLUGINCTL_ROOT)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) root: Option<PathBuf>,
+}
+
+impl Global {
+    pub(crate) fn root(&self) -> PathBuf {
+        if let Some(r) = &self.root {
+            return r.clone();
+        }
+        if let Some(r) = std::env::var_os("PLUGINCTL_ROOT") {
+            return PathBuf::from(r);
+        }
+        if is_root() {
+            return PathBuf::from("/var/lib/pluginctl");
+        }
+        let data = std::env::var_os("XDG_DATA_HOME").map_or_else(
+            || PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".local/share"),
+            PathBuf::from,
+        );
+        data.join("pluginctl")
+    }
+
+    pub(crate) fn manager(&self) -> Result<Manager> {
+        let root = self.root();
+        Manager::open(&root).with_context(|| format!("opening {}", root.display()))
+    }
+}
+
+fn is_root() -> bool {
+    // The owner of /proc/self is this process's effective user.
+    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+}
+
+/// `pluginctl create`.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct CreateArgs {
+    /// Layer compression
+    #[arg(long, value_name = "gzip|zstd", default_value = "gzip")]
+    compress: String,
+    /// The plugin's name, NAME[:TAG]
+    name: String,
+    /// A directory with config.json and rootfs/, a tar of one, or - for a tar on stdin
+    context: PathBuf,
+}
+
+pub(crate) fn create(g: &Global, a: &CreateArgs) -> Result<()> {
+    let compression = match a.compress.as_str() {
+        "gzip" => Compression::GZIP,
+        "zstd" => Compression::ZSTD,
+        other => bail!("--compress {other:?}: expected gzip or zstd"),
+    };
+    let m = g.manager()?;
+    let r = m
+        .create(
+            &a.name,
+            &a.context,
+            &CreateOptions::compression(compression),
+        )
+        .with_context(|| format!("creating plugin {}", a.name))?;
+    println!("{}", r.familiar_name());
+    Ok(())
+}
+
+/// `pluginctl ls`.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct LsArgs {
+    /// Only IDs
+    #[arg(short, long)]
+    quiet: bool,
+    /// Full IDs and descriptions
+    #[arg(long)]
+    no_trunc: bool,
+    /// enabled=true|false, capability=NAME (repeatable)
+    #[arg(short, long, value_name = "FILTER")]
+    filter: Vec<String>,
+    /// table (default) or json
+    #[arg(long, default_value = "table")]
+    format: String,
+}
+
+fn matches(r: &Record, filters: &[(String, String)]) -> bool {
+    filters.iter().all(|(k, v)| match k.as_str() {
+        "enabled" => (v == "true") == r.enabled,
+        "capability" => r
+            .config
+            .interface
+            .types
+            .iter()
+            .flatten()
+            .any(|t| t.capability.eq_ignore_ascii_case(v)),
+        _ => false,
+    })
+}
+
+pub(crate) fn ls(g: &Global, a: &LsArgs) -> Result<()> {
+    let mut filters = Vec::new();
+    for f in &a.filter {
+        let (k, v) = f
+            .split_once('=')
+            .with_context(|| format!("--filter {f:?}: expected KEY=VALUE"))?;
+        match k {
+            "enabled" if v == "true" || v == "false" => {}
+            "enabled" => bail!("--filter {f:?}: enabled takes true or false"),
+            "capability" => {}
+            other => bail!("--filter {f:?}: unknown filter {other:?} (enabled, capability)"),
+        }
+        filters.push((k.to_owned(), v.to_owned()));
+    }
+    let m = g.manager()?;
+    let records: Vec<Record> = m
+        .list()?
+        .into_iter()
+        .filter(|r| matches(r, &filters))
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if a.format == "json" {
+        let plugins: Vec<_> = records.iter().map(pluginctl_manager::to_plugin).collect();
+        out.write_all(&pluginctl_manager::oci::json::to_vec_pretty(
+            &plugins, "    ",
+        ))?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if a.format != "table" {
+        bail!("--format {:?}: expected table or json", a.format);
+    }
+    if a.quiet {
+        for r in &records {
+            writeln!(out, "{}", if a.no_trunc { &r.id[..] } else { &r.id[..12] })?;
+        }
+        return Ok(());
+    }
+    let rows: Vec<[String; 4]> = records
+        .iter()
+        .map(|r| {
+            let mut desc = r.config.description.clone();
+            if !a.no_trunc && desc.chars().count() > 45 {
+                desc = desc.chars().take(44).collect::<String>() + "…";
+            }
+            [
+                if a.no_trunc {
+                    r.id.clone()
+                } else {
+                    r.id[..12].to_owned()
+                },
+                r.familiar_name(),
+                desc,
+                r.enabled.to_string(),
+            ]
+        })
+        .collect();
+    let header = ["ID", "NAME", "DESCRIPTION", "ENABLED"].map(str::to_owned);
+    let mut widths = [0usize; 4];
+    for row in std::iter::once(&header).chain(&rows) {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (i, c) in row.iter().enumerate() {
+            if i == 3 {
+                line.push_str(c);
+            } else {
+                line.push_str(c);
+                line.push_str(&" ".repeat(widths[i] - c.chars().count() + 3));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+/// `pluginctl inspect`.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct InspectArgs {
+    /// json (default), or a template such as {{.Id}} or {{.Config.Description}}
+    #[arg(short, long)]
+    format: Option<String>,
+    /// Plugins by name, ID or ID prefix
+    #[arg(required = true)]
+    plugins: Vec<String>,
+}
+
+pub(crate) fn inspect(g: &Global, a: &InspectArgs) -> Result<()> {
+    let m = g.manager()?;
+    let mut plugins = Vec::new();
+    for p in &a.plugins {
+        plugins.push(m.inspect(p)?);
+    }
+    let mut out = std::io::stdout().lock();
+    match a.format.as_deref() {
+        None | Some("json") => {
+            out.write_all(&pluginctl_manager::oci::json::to_vec_pretty(
+                &plugins, "    ",
+            ))?;
+            writeln!(out)?;
+        }
+        Some(template) => {
+            for p in &plugins {
+                let value = serde_json::to_value(p)?;
+                writeln!(out, "{}", render(template, &value)?)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Renders `{{.A.B}}` paths (and `{{json .A}}`) of a Go-template-like format.
+fn render(template: &str, value: &serde_json::Value) -> Result<String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find("}}")
+            .with_context(|| format!("--format {template:?}: unclosed {{{{"))?;
+        let expr = rest[start + 2..start + end].trim();
+        let (as_json, path) = match expr.strip_prefix("json ") {
+            Some(p) => (true, p.trim()),
+            None => (false, expr),
+        };
+        let Some(path) = path.strip_prefix('.') else {
+            bail!("--format {template:?}: only field paths like {{{{.Id}}}} are supported");
+        };
+        let mut v = value;
+        if !path.is_empty() {
+            for part in path.split('.') {
+                v = v
+                    .get(part)
+                    .with_context(|| format!("--format {template:?}: no field {part:?}"))?;
+            }
+        }
+        match v {
+            serde_json::Value::String(s) if !as_json => out.push_str(s),
+            other => out.push_str(&other.to_string()),
+        }
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// `pluginctl rm`.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct RmArgs {
+    /// Remove an enabled plugin too
+    #[arg(short, long)]
+    force: bool,
+    /// Plugins by name, ID or ID prefix
+    #[arg(required = true)]
+    plugins: Vec<String>,
+}
+
+pub(crate) fn rm(g: &Global, a: &RmArgs) -> Result<()> {
+    let m = g.manager()?;
+    let mut failed = None;
+    for p in &a.plugins {
+        match m.remove(p, a.force) {
+            Ok(r) => println!("{}", r.familiar_name()),
+            Err(e) => {
+                eprintln!("pluginctl: {e}");
+                failed = Some(p.clone());
+            }
+        }
+    }
+    match failed {
+        Some(p) => bail!("could not remove {p}"),
+        None => Ok(()),
+    }
+}
+
+/// `pluginctl gc`.
+pub(crate) fn gc(g: &Global) -> Result<()> {
+    let m = g.manager()?;
+    let s = m.gc()?;
+    println!(
+        "removed {} blobs and {} stale downloads, freed {} bytes",
+        s.blobs, s.ingests, s.bytes
+    );
+    Ok(())
+}

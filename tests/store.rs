@@ -1,0 +1,157 @@
+//! The store commands through the binary: create, ls, inspect, rm, gc, with
+//! `inspect` held against what Docker 20.10 printed for the same context.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn pluginctl(root: &Path) -> Command {
+    let exe = std::env::current_exe().expect("path of the test binary");
+    let bin: PathBuf = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("profile dir")
+        .join("pluginctl");
+    let mut c = Command::new(bin);
+    c.arg("--root").arg(root);
+    c
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn testdata(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/docker-20.10")
+        .join(name)
+}
+
+fn sample_context(dir: &Path) {
+    std::fs::create_dir_all(dir.join("rootfs")).unwrap();
+    std::fs::write(dir.join("rootfs/volume-stub"), b"#!/bin/sh\n").unwrap();
+    std::fs::copy(
+        testdata("plugin-context-config.json"),
+        dir.join("config.json"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn create_ls_inspect_rm_like_docker() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let ctx = tmp.path().join("ctx");
+    sample_context(&ctx);
+    let name = "127.0.0.1:5001/test/sample:1.0";
+    let out = ok(&pluginctl(&root)
+        .args(["create", name])
+        .arg(&ctx)
+        .output()
+        .unwrap());
+    assert_eq!(out.trim(), name);
+
+    let ls = ok(&pluginctl(&root).arg("ls").output().unwrap());
+    let lines: Vec<&str> = ls.lines().collect();
+    assert_eq!(lines.len(), 2, "{ls}");
+    let cols: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(cols, ["ID", "NAME", "DESCRIPTION", "ENABLED"]);
+    assert!(
+        lines[1].contains(name) && lines[1].ends_with("false"),
+        "{ls}"
+    );
+    let id12 = lines[1].split_whitespace().next().unwrap().to_owned();
+    assert_eq!(id12.len(), 12);
+    let quiet = ok(&pluginctl(&root).args(["ls", "-q"]).output().unwrap());
+    assert_eq!(quiet.trim(), id12);
+    let none = ok(&pluginctl(&root)
+        .args(["ls", "--filter", "enabled=true", "-q"])
+        .output()
+        .unwrap());
+    assert!(none.trim().is_empty());
+    let vol = ok(&pluginctl(&root)
+        .args(["ls", "-q", "--filter", "capability=volumedriver"])
+        .output()
+        .unwrap());
+    assert_eq!(vol.trim(), id12);
+    let net = ok(&pluginctl(&root)
+        .args(["ls", "-q", "--filter", "capability=networkdriver"])
+        .output()
+        .unwrap());
+    assert!(net.trim().is_empty());
+
+    // inspect: Docker's Plugin object; Config as Docker's but for the
+    // fields that name Docker itself or its (gzip) diff_id.
+    let ours: serde_json::Value = serde_json::from_str(&ok(&pluginctl(&root)
+        .args(["inspect", &id12])
+        .output()
+        .unwrap()))
+    .unwrap();
+    let mut docker: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(testdata("plugin-inspect-after-create.json")).unwrap(),
+    )
+    .unwrap();
+    let (o, d) = (&ours[0], &mut docker[0]);
+    assert_eq!(o["Name"], d["Name"]);
+    assert_eq!(o["PluginReference"], d["PluginReference"]);
+    assert_eq!(o["Enabled"], d["Enabled"]);
+    assert_eq!(o["Settings"], d["Settings"]);
+    let mut oc = o["Config"].clone();
+    let dc = d["Config"].as_object_mut().unwrap();
+    dc.remove("DockerVersion");
+    dc.remove("rootfs");
+    oc.as_object_mut().unwrap().remove("rootfs");
+    assert_eq!(oc, serde_json::Value::Object(dc.clone()));
+    let keys: Vec<&String> = o.as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "Config",
+            "Enabled",
+            "Id",
+            "Name",
+            "PluginReference",
+            "Settings"
+        ]
+    );
+
+    let templ = ok(&pluginctl(&root)
+        .args([
+            "inspect",
+            "--format",
+            "{{.Name}} {{.Config.Interface.Socket}} {{json .Settings.Env}}",
+            name,
+        ])
+        .output()
+        .unwrap());
+    assert_eq!(templ.trim(), format!("{name} sample.sock [\"DEBUG=0\"]"));
+
+    // Errors: one line, naming the thing, non-zero.
+    let out = pluginctl(&root).args(["inspect", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("\"nope\" not found"), "{err}");
+    let out = pluginctl(&root)
+        .args(["create", name])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+
+    let rm = ok(&pluginctl(&root).args(["rm", name]).output().unwrap());
+    assert_eq!(rm.trim(), name);
+    assert!(
+        ok(&pluginctl(&root).args(["ls", "-q"]).output().unwrap())
+            .trim()
+            .is_empty()
+    );
+    let blobs = std::fs::read_dir(root.join("content/blobs/sha256")).map_or(0, Iterator::count);
+    assert_eq!(blobs, 0, "rm collects the plugin's blobs");
+}
