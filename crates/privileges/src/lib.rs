@@ -18,7 +18,8 @@
 //! assert_eq!(required[0].name, "network");
 //! assert_eq!(required[1].value, ["CAP_SYS_ADMIN"]);
 //! assert!(equal(&required, &required));
-//! assert!(diff(&required, &[]).is_empty());
+//! assert!(diff(&[], &required).is_empty());
+//! assert_eq!(diff(&required, &[]).len(), 2);
 //! ```
 
 use pluginctl_oci::{PluginConfig, PluginPrivilege, PluginSettings};
