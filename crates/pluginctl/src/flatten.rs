@@ -167,7 +167,7 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         },
         many => layer_files(many)?,
     };
-    let options = flatten::Options::default();
+    let mut options = flatten::Options::default();
     match args.format {
         Format::Tar if args.output == "-" => {
             let stdout = io::stdout().lock();
@@ -178,6 +178,9 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         Format::Tar => {
             let target = PathBuf::from(&args.output);
             let tmp = temp_beside(&target)?;
+            // Compressed layers are decompressed once, spooled beside the
+            // output (where there must be room for it anyway).
+            options.spool_dir = Some(parent_of(&target));
             flatten::flatten_file(&sources, tmp.as_file(), &options)?;
             tmp.as_file()
                 .sync_all()

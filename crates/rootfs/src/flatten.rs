@@ -141,13 +141,19 @@ impl<T: AsRef<[u8]> + Sync> Layers for [T] {
     }
 }
 
-/// Bounds for flattening.
-#[derive(Debug, Clone, Copy, Default)]
+/// Bounds for flattening, and where it may spool.
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Bounds on each tar stream.
     pub tar_limits: tar::Limits,
     /// Bounds on decompression.
     pub decompress_limits: decompress::Limits,
+    /// A directory for unnamed temporary files: each compressed layer is
+    /// then decompressed once, its plain tar spooled there during the first
+    /// pass and read back (kernel copies into a file) in the second,
+    /// instead of being decompressed twice. Costs disk the size of the
+    /// uncompressed layers while it runs. `None`: decompress twice.
+    pub spool_dir: Option<std::path::PathBuf>,
 }
 
 /// What flattening wrote.
@@ -515,6 +521,8 @@ fn flatten_inner<L: Layers + ?Sized, W: Write>(
     let mut model = Model::new();
     // For layers read as regions: each entry's data offset in the region.
     let mut offsets: Vec<Option<Vec<u64>>> = vec![None; layers.len()];
+    // Compressed layers decompressed once into a spool file (pass 1).
+    let mut spooled: Vec<Option<Region>> = (0..layers.len()).map(|_| None).collect();
     let mut regions = Vec::with_capacity(layers.len());
     for i in 0..layers.len() {
         regions.push(match layers.region(i)? {
@@ -554,8 +562,9 @@ fn flatten_inner<L: Layers + ?Sized, W: Write>(
                 let (j, r) = rx.recv().expect("a header thread stopped early");
                 waiting.insert(j, r);
             }
-            let (hs, at) = waiting.remove(&i).expect("present")?;
+            let (hs, at, spool) = waiting.remove(&i).expect("present")?;
             *slot = at;
+            spooled[i] = spool;
             model.created.clear();
             for (index, h) in hs.iter().enumerate() {
                 stats.entries_in += 1;
@@ -588,7 +597,7 @@ fn flatten_inner<L: Layers + ?Sized, W: Write>(
     }
     if !files.is_empty() {
         for i in 0..layers.len() {
-            if let Some(region) = &regions[i] {
+            if let Some(region) = regions[i].as_ref().or(spooled[i].as_ref()) {
                 let at = offsets[i].as_deref().unwrap_or_default();
                 copy_region(region, i, at, &model, &mut files, &mut w, file, &mut stats)?;
                 if files.is_empty() {
@@ -820,22 +829,110 @@ fn headers<L: Layers + ?Sized>(
             at.push(reader.offset());
             all.push(h);
         }
-        return Ok((all, Some(at)));
+        return Ok((all, Some(at), None));
     }
-    let mut reader = Reader::new(
-        decompress(layers.open(i)?, &options.decompress_limits)?,
-        options.tar_limits,
-    );
+    let input = decompress(layers.open(i)?, &options.decompress_limits)?;
+    if let Some(dir) = &options.spool_dir {
+        // Everything read is also written to the spool: the data offsets
+        // are then offsets in the spool.
+        let file = spool_file(dir)?;
+        let mut tee = Tee {
+            input,
+            out: std::io::BufWriter::with_capacity(256 << 10, &file),
+            written: 0,
+        };
+        let mut reader = Reader::new(&mut tee, options.tar_limits);
+        let mut all = Vec::new();
+        let mut at = Vec::new();
+        while let Some(h) = reader.next_header().map_err(unwrap_io)? {
+            at.push(reader.offset());
+            all.push(h);
+        }
+        reader.drain().map_err(unwrap_io)?;
+        let len = tee.written;
+        tee.out.flush().map_err(|e| spool_err(dir, e))?;
+        drop(tee);
+        return Ok((
+            all,
+            Some(at),
+            Some(Region {
+                file,
+                offset: 0,
+                len,
+            }),
+        ));
+    }
+    let mut reader = Reader::new(input, options.tar_limits);
     let mut all = Vec::new();
     while let Some(h) = reader.next_header().map_err(unwrap_io)? {
         all.push(h);
     }
     reader.drain().map_err(unwrap_io)?;
-    Ok((all, None))
+    Ok((all, None, None))
 }
 
-/// A layer's headers and, for a region, each entry's data offset.
-type LayerHeaders = (Vec<Header>, Option<Vec<u64>>);
+/// A layer's headers; for a region or a spooled layer, each entry's data
+/// offset; for a spooled layer, the spool.
+type LayerHeaders = (Vec<Header>, Option<Vec<u64>>, Option<Region>);
+
+/// Copies what is read into `out` as well.
+struct Tee<R, W> {
+    input: R,
+    out: W,
+    written: u64,
+}
+
+impl<R: Read, W: Write> Read for Tee<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.input.read(buf)?;
+        self.out.write_all(&buf[..n])?;
+        self.written += n as u64;
+        Ok(n)
+    }
+}
+
+fn spool_err(dir: &std::path::Path, e: std::io::Error) -> Error {
+    Error::Io {
+        op: "spooling a layer in",
+        path: dir.to_owned(),
+        source: e,
+    }
+}
+
+/// An unnamed temporary file in `dir` (`O_TMPFILE`; else created and
+/// unlinked at once): gone when closed, whatever happens.
+fn spool_file(dir: &std::path::Path) -> Result<std::fs::File> {
+    use rustix::fs::{Mode, OFlags};
+    match rustix::fs::open(
+        dir,
+        OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    ) {
+        Ok(fd) => Ok(std::fs::File::from(fd)),
+        Err(_) => {
+            for n in 0..100u32 {
+                let p = dir.join(format!(".pluginctl-spool-{}-{n}", std::process::id()));
+                match std::fs::File::options()
+                    .read(true)
+                    .write(true)
+                    .create_new(true)
+                    .open(&p)
+                {
+                    Ok(f) => {
+                        let _ = std::fs::remove_file(&p);
+                        return Ok(f);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(spool_err(dir, e)),
+                }
+            }
+            Err(spool_err(
+                dir,
+                std::io::Error::other("no free spool file name"),
+            ))
+        }
+    }
+}
 
 fn collect(
     model: &Model,
