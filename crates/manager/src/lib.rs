@@ -7,7 +7,8 @@
 //!
 //! Built so far: the plugin store (records, one metadata lock for every
 //! process sharing a root, atomic writes, crash recovery), `create` from a
-//! context directory or tar, `list`, `inspect`, `remove` and `gc`.
+//! context directory or tar, `privileges`, `install` and `push` through
+//! the registry client, `set`, `list`, `inspect`, `remove` and `gc`.
 //!
 //! ```no_run
 //! use pluginctl_manager::{Manager, CreateOptions};
@@ -21,9 +22,13 @@
 pub use pluginctl_content as content;
 pub use pluginctl_oci as oci;
 pub use pluginctl_privileges as privileges;
+pub use pluginctl_registry as registry;
 pub use pluginctl_rootfs as rootfs;
 
+mod remote;
 pub mod store;
+
+pub use remote::{InstallOptions, apply_settings};
 
 use std::path::{Path, PathBuf};
 
@@ -67,6 +72,9 @@ pub enum Error {
     /// Layer or rootfs handling failed.
     #[error(transparent)]
     Rootfs(#[from] pluginctl_rootfs::Error),
+    /// The registry failed (its message names the reference or digest).
+    #[error("{0}")]
+    Registry(String),
     /// A file operation failed.
     #[error("{}: {source}", path.display())]
     Io {

@@ -38,6 +38,14 @@ enum Command {
     Rm(plugins::RmArgs),
     /// Delete blobs no plugin uses, and stale downloads
     Gc,
+    /// Show the privileges a plugin in a registry asks for
+    Privileges(plugins::PrivilegesArgs),
+    /// Install a plugin from a registry
+    Install(plugins::InstallArgs),
+    /// Push a plugin to its registry
+    Push(plugins::PushArgs),
+    /// Change a disabled plugin's settings
+    Set(plugins::SetArgs),
 }
 
 fn main() -> ExitCode {
@@ -75,6 +83,10 @@ fn main() -> ExitCode {
         Command::Inspect(a) => plugins::inspect(&cli.global, &a),
         Command::Rm(a) => plugins::rm(&cli.global, &a),
         Command::Gc => plugins::gc(&cli.global),
+        Command::Privileges(a) => plugins::privileges(&cli.global, &a),
+        Command::Install(a) => plugins::install(&cli.global, &a),
+        Command::Push(a) => plugins::push(&cli.global, &a),
+        Command::Set(a) => plugins::set(&cli.global, &a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

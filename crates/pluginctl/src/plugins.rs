@@ -1,12 +1,15 @@
 //! `create`, `ls`, `inspect`, `rm`, `gc`: the plugin store commands.
 
+use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context as _, Result, bail};
 use clap::Args as ClapArgs;
+use pluginctl_manager::oci::PluginPrivilege;
+use pluginctl_manager::registry::{Client, DockerConfig};
 use pluginctl_manager::rootfs::layer::Compression;
-use pluginctl_manager::{CreateOptions, Manager, Record};
+use pluginctl_manager::{CreateOptions, InstallOptions, Manager, Record};
 
 /// Global options every store command takes.
 #[derive(Debug, Clone, ClapArgs)]
@@ -15,6 +18,10 @@ pub(crate) struct Global {
     /// else $XDG_DATA_HOME/pluginctl; or $PLUGINCTL_ROOT)
     #[arg(long, global = true, value_name = "DIR")]
     pub(crate) root: Option<PathBuf>,
+    /// Registries to reach over plain HTTP or unverified TLS, HOST[:PORT]
+    /// or a CIDR (localhost and 127.0.0.0/8 always are, as in Docker)
+    #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
+    pub(crate) insecure: Vec<String>,
 }
 
 impl Global {
@@ -33,6 +40,18 @@ impl Global {
             PathBuf::from,
         );
         data.join("pluginctl")
+    }
+
+    /// A registry client for plugins: Docker's credentials, the plugin
+    /// scope class, the insecure registries given.
+    pub(crate) fn client(&self) -> Result<Client> {
+        let mut b = Client::builder()
+            .credentials(DockerConfig::load_default()?)
+            .plugin_scope_class(true);
+        for h in &self.insecure {
+            b = b.insecure(h);
+        }
+        Ok(b.build()?)
     }
 
     pub(crate) fn manager(&self) -> Result<Manager> {
@@ -293,5 +312,162 @@ pub(crate) fn gc(g: &Global) -> Result<()> {
         "removed {} blobs and {} stale downloads, freed {} bytes",
         s.blobs, s.ingests, s.bytes
     );
+    Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Docker's way of listing privileges before asking.
+fn show_privileges(list: &[PluginPrivilege]) -> String {
+    list.iter().fold(String::new(), |mut s, p| {
+        let _ = writeln!(s, " - {}: {:?}", p.name, p.value);
+        s
+    })
+}
+
+/// Grants `list` with `--grant-all-permissions`, else asks on a terminal,
+/// else refuses (nothing to ask on).
+fn grant(list: &[PluginPrivilege], all: bool, what: &str) -> bool {
+    use std::io::IsTerminal as _;
+    if list.is_empty() || all {
+        return true;
+    }
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        eprintln!(
+            "pluginctl: {what} asks for privileges and there is no terminal to ask on; \
+             pass --grant-all-permissions to grant them:\n{}",
+            show_privileges(list).trim_end()
+        );
+        return false;
+    }
+    eprint!(
+        "Plugin {what:?} is requesting the following privileges:\n{}Do you grant the above permissions? [y/N] ",
+        show_privileges(list)
+    );
+    let mut line = String::new();
+    if stdin.read_line(&mut line).is_err() {
+        return false;
+    }
+    matches!(line.trim(), "y" | "Y" | "yes" | "Yes")
+}
+
+/// `pluginctl privileges`.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct PrivilegesArgs {
+    /// table (default) or json
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// The plugin's reference
+    reference: String,
+}
+
+pub(crate) fn privileges(g: &Global, a: &PrivilegesArgs) -> Result<()> {
+    let m = g.manager()?;
+    let client = g.client()?;
+    let list = runtime()?
+        .block_on(m.privileges(&client, &a.reference))
+        .with_context(|| format!("privileges of {}", a.reference))?;
+    let mut out = std::io::stdout().lock();
+    match a.format.as_str() {
+        "json" => {
+            out.write_all(&pluginctl_manager::oci::json::to_vec_pretty(&list, "    "))?;
+            writeln!(out)?;
+        }
+        "table" => {
+            writeln!(out, "{:<22} {:<45} VALUE", "NAME", "DESCRIPTION")?;
+            for p in &list {
+                writeln!(
+                    out,
+                    "{:<22} {:<45} {}",
+                    p.name,
+                    p.description,
+                    p.value.join(",")
+                )?;
+            }
+        }
+        other => bail!("--format {other:?}: expected table or json"),
+    }
+    Ok(())
+}
+
+/// `pluginctl install`.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct InstallArgs {
+    /// Local name for the plugin
+    #[arg(long)]
+    alias: Option<String>,
+    /// Do not enable the plugin
+    #[arg(long)]
+    disable: bool,
+    /// Grant every privilege the plugin asks for
+    #[arg(long)]
+    grant_all_permissions: bool,
+    /// The plugin's reference
+    reference: String,
+    /// Settings, KEY=VALUE
+    settings: Vec<String>,
+}
+
+pub(crate) fn install(g: &Global, a: &InstallArgs) -> Result<()> {
+    let m = g.manager()?;
+    let client = g.client()?;
+    let opts = InstallOptions::new(a.alias.clone(), a.settings.clone());
+    let all = a.grant_all_permissions;
+    let reference = a.reference.clone();
+    let r = runtime()?
+        .block_on(m.install(&client, &a.reference, &opts, |p| grant(p, all, &reference)))
+        .with_context(|| format!("installing {}", a.reference))?;
+    println!("Installed plugin {}", r.familiar_name());
+    if !a.disable {
+        bail!(
+            "{} is installed but cannot be enabled: the runtime is not part of this build yet; it stays disabled (install with --disable to skip this)",
+            r.familiar_name()
+        );
+    }
+    Ok(())
+}
+
+/// `pluginctl push`.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct PushArgs {
+    /// The plugin, NAME[:TAG]
+    name: String,
+}
+
+pub(crate) fn push(g: &Global, a: &PushArgs) -> Result<()> {
+    let m = g.manager()?;
+    let client = g.client()?;
+    let (tag, digest, size) = runtime()?
+        .block_on(m.push(&client, &a.name))
+        .with_context(|| format!("pushing {}", a.name))?;
+    println!("{tag}: digest: {digest} size: {size}");
+    Ok(())
+}
+
+/// `pluginctl set`.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct SetArgs {
+    /// Grant privileges the new settings add
+    #[arg(long)]
+    grant_all_permissions: bool,
+    /// The plugin
+    name: String,
+    /// KEY=VALUE: NAME=value (env), MOUNT.source=path, DEVICE.path=path, args=…
+    #[arg(required = true)]
+    settings: Vec<String>,
+}
+
+pub(crate) fn set(g: &Global, a: &SetArgs) -> Result<()> {
+    let m = g.manager()?;
+    let all = a.grant_all_permissions;
+    m.set(&a.name, &a.settings, |p| grant(p, all, &a.name))
+        .with_context(|| format!("setting {}", a.name))?;
     Ok(())
 }

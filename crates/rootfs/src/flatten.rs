@@ -903,35 +903,33 @@ fn spool_err(dir: &std::path::Path, e: std::io::Error) -> Error {
 /// unlinked at once): gone when closed, whatever happens.
 fn spool_file(dir: &std::path::Path) -> Result<std::fs::File> {
     use rustix::fs::{Mode, OFlags};
-    match rustix::fs::open(
+    if let Ok(fd) = rustix::fs::open(
         dir,
         OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC,
         Mode::from_raw_mode(0o600),
     ) {
-        Ok(fd) => Ok(std::fs::File::from(fd)),
-        Err(_) => {
-            for n in 0..100u32 {
-                let p = dir.join(format!(".pluginctl-spool-{}-{n}", std::process::id()));
-                match std::fs::File::options()
-                    .read(true)
-                    .write(true)
-                    .create_new(true)
-                    .open(&p)
-                {
-                    Ok(f) => {
-                        let _ = std::fs::remove_file(&p);
-                        return Ok(f);
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(spool_err(dir, e)),
-                }
+        return Ok(std::fs::File::from(fd));
+    }
+    for n in 0..100u32 {
+        let p = dir.join(format!(".pluginctl-spool-{}-{n}", std::process::id()));
+        match std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&p)
+        {
+            Ok(f) => {
+                let _ = std::fs::remove_file(&p);
+                return Ok(f);
             }
-            Err(spool_err(
-                dir,
-                std::io::Error::other("no free spool file name"),
-            ))
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(spool_err(dir, e)),
         }
     }
+    Err(spool_err(
+        dir,
+        std::io::Error::other("no free spool file name"),
+    ))
 }
 
 fn collect(

@@ -116,6 +116,11 @@ impl Image {
     }
 }
 
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256_of(bytes: &[u8]) -> String {
+    Digest::of_bytes(bytes).to_string()
+}
+
 fn blob_path(dir: &Path, d: &Digest) -> std::path::PathBuf {
     dir.join("blobs")
         .join(d.algorithm().as_str())

@@ -1,0 +1,472 @@
+//! The commands that talk to a registry: `privileges`, `install`, `push`;
+//! and `set` (the settings grammar is shared with `install KEY=VALUE`).
+//!
+//! The registry client is async; the store, the content store and rootfs
+//! extraction are sync and run on `spawn_blocking` where they take long.
+
+// Two-armed matches with long arms read better than if-let-else here.
+#![allow(clippy::single_match_else)]
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use pluginctl_oci::{
+    Descriptor, Digest, Manifest, MediaType, Platform, PluginConfig, PluginPrivilege,
+    PluginSettings, Reference,
+};
+use pluginctl_registry::{BlobSource, Client, FileSource};
+
+use crate::store::{self, OpLock};
+use crate::{Error, Manager, PLUGIN_CONFIG_TYPE, Record, default_settings};
+
+/// How `install` runs.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct InstallOptions {
+    /// The local name (default: the reference's name and tag).
+    pub alias: Option<String>,
+    /// The platform to pick from an index (default: this host).
+    pub platform: Option<Platform>,
+    /// `KEY=VALUE` settings applied before the privileges are computed.
+    pub settings: Vec<String>,
+}
+
+impl InstallOptions {
+    /// Options with these `KEY=VALUE` settings and alias.
+    pub fn new(alias: Option<String>, settings: Vec<String>) -> InstallOptions {
+        InstallOptions {
+            alias,
+            platform: None,
+            settings,
+        }
+    }
+}
+
+#[allow(clippy::needless_pass_by_value)] // the shape map_err wants
+fn registry_err(e: pluginctl_registry::Error) -> Error {
+    Error::Registry(e.to_string())
+}
+
+/// A content-store writer as the registry client's sink. Writes go to the
+/// ingest's buffer (flushed by a helper thread): short enough to do on the
+/// async thread.
+struct Ingest(pluginctl_content::Writer);
+
+impl tokio::io::AsyncWrite for Ingest {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(io::Write::write(&mut self.get_mut().0, buf))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(io::Write::flush(&mut self.get_mut().0))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+impl Manager {
+    /// Resolves `reference` and fetches its config: a plugin's, or an error
+    /// saying what it is instead.
+    async fn remote_config(
+        client: &Client,
+        reference: &Reference,
+        platform: Option<&Platform>,
+    ) -> Result<(pluginctl_registry::Resolved, Vec<u8>, PluginConfig), Error> {
+        let resolved = client
+            .resolve(reference, platform)
+            .await
+            .map_err(registry_err)?;
+        let config = &resolved.manifest.config;
+        if config.media_type.as_str() != PLUGIN_CONFIG_TYPE {
+            return Err(Error::Invalid(format!(
+                "{reference} is not a plugin: its config is {} (a plugin's is {PLUGIN_CONFIG_TYPE})",
+                config.media_type
+            )));
+        }
+        let bytes = client
+            .fetch_blob_bytes(reference, config, PluginConfig::MAX_BYTES as u64)
+            .await
+            .map_err(registry_err)?;
+        let parsed = PluginConfig::from_slice(&bytes)
+            .map_err(|e| Error::Invalid(format!("{reference}: invalid plugin config: {e}")))?;
+        Ok((resolved, bytes, parsed))
+    }
+
+    /// The privileges the plugin at `reference` asks for (its config only
+    /// is fetched). A registry error is an error, not an empty list.
+    pub async fn privileges(
+        &self,
+        client: &Client,
+        reference: &str,
+    ) -> Result<Vec<PluginPrivilege>, Error> {
+        let r = Reference::parse(reference)
+            .map_err(|e| Error::Invalid(format!("invalid reference {reference:?}: {e}")))?;
+        let (_, _, config) = Manager::remote_config(client, &r, None).await?;
+        Ok(pluginctl_privileges::compute(&config, None))
+    }
+
+    /// `docker plugin install`: pulls the manifest (schema2 or OCI; an
+    /// index is followed to this platform), config and layers into the
+    /// content store (verified), applies the `KEY=VALUE` settings, asks
+    /// `grant` about the privileges, extracts the layers in manifest order
+    /// and records the plugin, disabled. A digest reference pins the
+    /// content; the local name keeps the tag.
+    pub async fn install(
+        &self,
+        client: &Client,
+        reference: &str,
+        options: &InstallOptions,
+        grant: impl FnOnce(&[PluginPrivilege]) -> bool,
+    ) -> Result<Record, Error> {
+        let r = Reference::parse(reference)
+            .map_err(|e| Error::Invalid(format!("invalid reference {reference:?}: {e}")))?;
+        let local = match &options.alias {
+            Some(a) => Manager::parse_name(a)?,
+            None => {
+                let tag = r.tag().unwrap_or(pluginctl_oci::reference::DEFAULT_TAG);
+                r.without_tag_or_digest()
+                    .with_tag(tag)
+                    .map_err(|e| Error::Invalid(e.to_string()))?
+            }
+        };
+        let full = local.to_string();
+        {
+            let lock = self.layout.lock()?;
+            if self.layout.records(&lock)?.iter().any(|x| x.name == full) {
+                return Err(Error::Exists(local.familiar()));
+            }
+        }
+        let (resolved, config_bytes, config) =
+            Manager::remote_config(client, &r, options.platform.as_ref()).await?;
+        for l in &resolved.manifest.layers {
+            if l.media_type.layer_compression().is_none() {
+                return Err(Error::Invalid(format!(
+                    "{r}: layer {} has media type {}, which is not a layer this tool can apply",
+                    l.digest, l.media_type
+                )));
+            }
+        }
+        let mut settings = default_settings(&config);
+        apply_settings(&config, &mut settings, &options.settings)?;
+        let privileges = pluginctl_privileges::compute(&config, Some(&settings));
+        if !grant(&privileges) {
+            return Err(Error::State(format!(
+                "the privileges {r} asks for were not granted"
+            )));
+        }
+
+        let id = store::new_id()?;
+        let dir = self.layout.plugin_dir(&id);
+        let op = OpLock::take(&dir)?;
+        let result = self
+            .install_in(
+                client,
+                &r,
+                &resolved,
+                &config_bytes,
+                config,
+                settings,
+                &local,
+                &id,
+            )
+            .await;
+        let lock = self.layout.lock()?;
+        match result {
+            Ok(mut record) => {
+                if self
+                    .layout
+                    .records(&lock)?
+                    .iter()
+                    .any(|x| x.name == full && x.id != id && !x.incomplete)
+                {
+                    drop(op);
+                    self.layout.discard(&lock, &id)?;
+                    return Err(Error::Exists(local.familiar()));
+                }
+                record.incomplete = false;
+                self.layout.save(&lock, &record)?;
+                drop(op);
+                Ok(record)
+            }
+            Err(e) => {
+                drop(op);
+                self.layout.discard(&lock, &id)?;
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn install_in(
+        &self,
+        client: &Client,
+        r: &Reference,
+        resolved: &pluginctl_registry::Resolved,
+        config_bytes: &[u8],
+        config: PluginConfig,
+        settings: PluginSettings,
+        local: &Reference,
+        id: &str,
+    ) -> Result<Record, Error> {
+        // Manifest and config: small, verified already.
+        let manifest_digest = self
+            .content
+            .write_blob(&resolved.bytes, Some(&resolved.descriptor.digest))?;
+        let config_digest = self
+            .content
+            .write_blob(config_bytes, Some(&resolved.manifest.config.digest))?;
+        // Layers: streamed into ingests, committed only when verified.
+        for l in &resolved.manifest.layers {
+            if self.content.contains(&l.digest)? {
+                continue;
+            }
+            let mut w = self.content.writer(&format!("pull-{}", l.digest))?;
+            // The registry verifies from byte 0: an ingest left by an
+            // earlier run restarts (a cut within this run resumes by Range).
+            w.truncate(0)?;
+            w.set_total(l.size)?;
+            let mut sink = Ingest(w);
+            client
+                .fetch_blob(r, l, &mut sink, None)
+                .await
+                .map_err(registry_err)?;
+            sink.0.commit(Some(l.size), Some(&l.digest))?;
+        }
+        let record = Record {
+            id: id.to_owned(),
+            name: local.to_string(),
+            reference: r.to_string(),
+            manifest: Descriptor::new(
+                resolved.descriptor.media_type.clone(),
+                manifest_digest,
+                resolved.descriptor.size,
+            ),
+            config_digest,
+            layers: resolved.manifest.layers.clone(),
+            config,
+            settings,
+            enabled: false,
+            created: store::now_rfc3339(),
+            incomplete: true,
+        };
+        {
+            let lock = self.layout.lock()?;
+            self.layout.save(&lock, &record)?;
+        }
+        let dir = self.layout.plugin_dir(id);
+        let me = self.reopen()?;
+        let rec = record.clone();
+        tokio::task::spawn_blocking(move || me.extract_rootfs(&rec, &dir))
+            .await
+            .map_err(|e| Error::State(format!("extraction task: {e}")))??;
+        Ok(record)
+    }
+
+    fn reopen(&self) -> Result<Manager, Error> {
+        Ok(Manager {
+            layout: self.layout.clone(),
+            content: pluginctl_content::Store::open(self.content.path())?,
+        })
+    }
+
+    /// `docker plugin push`: config, layers and manifest from the content
+    /// store (the manifest rebuilt only if it is missing), blobs the
+    /// registry has skipped. Returns the tag, the manifest digest and size.
+    pub async fn push(&self, client: &Client, what: &str) -> Result<(String, Digest, u64), Error> {
+        let record = self.get(what)?;
+        let reference = Reference::parse(&record.name)
+            .map_err(|e| Error::Invalid(format!("{}: {e}", record.name)))?;
+        let (media_type, manifest) = if self.content.contains(&record.manifest.digest)? {
+            (
+                record.manifest.media_type.clone(),
+                self.content.read_all(&record.manifest.digest, 4 << 20)?,
+            )
+        } else {
+            let cfg = self.content.info(&record.config_digest)?;
+            let m = Manifest::docker(
+                Descriptor::new(
+                    MediaType::parse(PLUGIN_CONFIG_TYPE),
+                    record.config_digest.clone(),
+                    cfg.size,
+                ),
+                record.layers.clone(),
+            );
+            (MediaType::DockerManifest, m.to_vec())
+        };
+        let parsed = Manifest::parse(Some(&media_type), &manifest)
+            .map_err(|e| Error::Invalid(format!("manifest of {}: {e}", record.familiar_name())))?;
+        let mut blobs: Vec<(Descriptor, Arc<dyn BlobSource>)> = Vec::new();
+        for d in std::iter::once(&parsed.config).chain(&parsed.layers) {
+            if !self.content.contains(&d.digest)? {
+                return Err(Error::State(format!(
+                    "blob {} of {} is missing from the content store",
+                    d.digest,
+                    record.familiar_name()
+                )));
+            }
+            blobs.push((
+                d.clone(),
+                Arc::new(FileSource(self.content.blob_path(&d.digest))),
+            ));
+        }
+        let digest = client
+            .push(&reference, &media_type, &manifest, &blobs, None)
+            .await
+            .map_err(registry_err)?;
+        let tag = reference.tag().unwrap_or("latest").to_owned();
+        Ok((tag, digest, manifest.len() as u64))
+    }
+
+    /// `docker plugin set`: only on a disabled plugin, only settable
+    /// fields. When the new settings ask for more privileges than the old,
+    /// `grant` is asked about the new ones (Docker widens silently).
+    pub fn set(
+        &self,
+        what: &str,
+        pairs: &[String],
+        grant: impl FnOnce(&[PluginPrivilege]) -> bool,
+    ) -> Result<Record, Error> {
+        let lock = self.layout.lock()?;
+        let mut record = self.layout.find(&lock, what)?;
+        if record.enabled {
+            return Err(Error::State(format!(
+                "plugin {} is enabled; disable it before changing its settings",
+                record.familiar_name()
+            )));
+        }
+        let before = pluginctl_privileges::compute(&record.config, Some(&record.settings));
+        let mut settings = record.settings.clone();
+        apply_settings(&record.config, &mut settings, pairs)?;
+        let after = pluginctl_privileges::compute(&record.config, Some(&settings));
+        let wider = pluginctl_privileges::diff(&after, &before);
+        if !wider.is_empty() && !grant(&wider) {
+            return Err(Error::State(format!(
+                "the new settings of {} need privileges that were not granted",
+                record.familiar_name()
+            )));
+        }
+        record.settings = settings;
+        self.layout.save(&lock, &record)?;
+        Ok(record)
+    }
+}
+
+/// Applies `KEY=VALUE` pairs with Docker's grammar: `NAME=value` (env),
+/// `MOUNT.source=path`, `DEVICE.path=path`, `args=a b c`; each only where
+/// the config marks it settable.
+pub fn apply_settings(
+    config: &PluginConfig,
+    settings: &mut PluginSettings,
+    pairs: &[String],
+) -> Result<(), Error> {
+    let settable = |list: &Option<Vec<String>>, what: &str| {
+        list.as_ref().is_some_and(|l| l.iter().any(|s| s == what))
+    };
+    for pair in pairs {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| Error::Invalid(format!("setting {pair:?}: expected KEY=VALUE")))?;
+        if key.is_empty() {
+            return Err(Error::Invalid(format!("setting {pair:?}: empty key")));
+        }
+        if let Some((name, field)) = key.split_once('.') {
+            match field {
+                "source" => {
+                    let m = config
+                        .mounts
+                        .iter()
+                        .flatten()
+                        .find(|m| m.name == name)
+                        .ok_or_else(|| {
+                            Error::Invalid(format!("setting {pair:?}: no mount {name:?}"))
+                        })?;
+                    if !settable(&m.settable, "source") {
+                        return Err(Error::Invalid(format!(
+                            "setting {pair:?}: the source of mount {name:?} is not settable"
+                        )));
+                    }
+                    let mounts = settings.mounts.get_or_insert_with(Vec::new);
+                    match mounts.iter_mut().find(|x| x.name == name) {
+                        Some(x) => x.source = Some(value.to_owned()),
+                        None => {
+                            let mut x = m.clone();
+                            x.source = Some(value.to_owned());
+                            mounts.push(x);
+                        }
+                    }
+                }
+                "path" => {
+                    let d = config
+                        .linux
+                        .devices
+                        .iter()
+                        .flatten()
+                        .find(|d| d.name == name)
+                        .ok_or_else(|| {
+                            Error::Invalid(format!("setting {pair:?}: no device {name:?}"))
+                        })?;
+                    if !settable(&d.settable, "path") {
+                        return Err(Error::Invalid(format!(
+                            "setting {pair:?}: the path of device {name:?} is not settable"
+                        )));
+                    }
+                    let devices = settings.devices.get_or_insert_with(Vec::new);
+                    match devices.iter_mut().find(|x| x.name == name) {
+                        Some(x) => x.path = Some(value.to_owned()),
+                        None => {
+                            let mut x = d.clone();
+                            x.path = Some(value.to_owned());
+                            devices.push(x);
+                        }
+                    }
+                }
+                other => {
+                    return Err(Error::Invalid(format!(
+                        "setting {pair:?}: unknown field {other:?} (source, path)"
+                    )));
+                }
+            }
+            continue;
+        }
+        if key == config.args.name && !key.is_empty() || key == "args" {
+            if !settable(&config.args.settable, "value") {
+                return Err(Error::Invalid(format!(
+                    "setting {pair:?}: args are not settable"
+                )));
+            }
+            settings.args = Some(value.split_whitespace().map(str::to_owned).collect());
+            continue;
+        }
+        let env = config
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == key)
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "setting {pair:?}: no env, mount, device or args named {key:?}"
+                ))
+            })?;
+        if !settable(&env.settable, "value") {
+            return Err(Error::Invalid(format!(
+                "setting {pair:?}: env {key:?} is not settable"
+            )));
+        }
+        let list = settings.env.get_or_insert_with(Vec::new);
+        let entry = format!("{key}={value}");
+        match list
+            .iter_mut()
+            .find(|e| e.split_once('=').is_some_and(|(k, _)| k == key))
+        {
+            Some(e) => *e = entry,
+            None => list.push(entry),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! The registry half of the lifecycle through the binary, against the real
+//! distribution registry: create → push → rm → privileges → install → set.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use pluginctl_testkit::registry::Registry;
+
+fn pluginctl(root: &Path) -> Command {
+    let exe = std::env::current_exe().expect("path of the test binary");
+    let bin: PathBuf = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("profile dir")
+        .join("pluginctl");
+    let mut c = Command::new(bin);
+    c.arg("--root").arg(root).stdin(Stdio::null());
+    c
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn fails(out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr.clone()).unwrap()
+}
+
+fn testdata(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/docker-20.10")
+        .join(name)
+}
+
+#[test]
+fn create_push_rm_privileges_install_set() {
+    let reg = Registry::plain();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(ctx.join("rootfs/bin")).unwrap();
+    std::fs::write(ctx.join("rootfs/bin/volume-stub"), b"#!/bin/sh\n").unwrap();
+    std::fs::copy(
+        testdata("plugin-context-config.json"),
+        ctx.join("config.json"),
+    )
+    .unwrap();
+    let name = format!("{}/test/sample:1.0", reg.host);
+
+    ok(&pluginctl(&root)
+        .args(["create", &name])
+        .arg(&ctx)
+        .output()
+        .unwrap());
+    let created: serde_json::Value = serde_json::from_str(&ok(&pluginctl(&root)
+        .args(["inspect", &name])
+        .output()
+        .unwrap()))
+    .unwrap();
+    let pushed = ok(&pluginctl(&root).args(["push", &name]).output().unwrap());
+    let words: Vec<&str> = pushed.split_whitespace().collect();
+    assert_eq!(words[..3], ["1.0:", "digest:", words[2]]);
+    assert!(
+        words[2].starts_with("sha256:") && words[3] == "size:",
+        "{pushed}"
+    );
+    // What the registry holds is what skopeo reads: our manifest, byte for byte.
+    let raw = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{name}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(raw.status.success());
+    let manifest_digest = pluginctl_testkit::image::sha256_of(&raw.stdout);
+    assert_eq!(manifest_digest, words[2]);
+    assert_eq!(words[4], raw.stdout.len().to_string());
+    // A second push moves nothing and names the same digest.
+    assert_eq!(
+        ok(&pluginctl(&root).args(["push", &name]).output().unwrap()),
+        pushed
+    );
+
+    ok(&pluginctl(&root).args(["rm", &name]).output().unwrap());
+
+    // privileges: Docker's answer for this config, from the registry.
+    let json = ok(&pluginctl(&root)
+        .args(["privileges", "--format", "json", &name])
+        .output()
+        .unwrap());
+    let ours: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let docker: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(testdata("plugin-privileges-api.json")).unwrap())
+            .unwrap();
+    assert_eq!(ours, docker);
+    let table = ok(&pluginctl(&root)
+        .args(["privileges", &name])
+        .output()
+        .unwrap());
+    assert!(
+        table.contains("network") && table.contains("CAP_SYS_ADMIN"),
+        "{table}"
+    );
+    let err = fails(
+        &pluginctl(&root)
+            .args(["privileges", &format!("{}/test/absent:1", reg.host)])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("test/absent") && err.contains("unknown"),
+        "{err}"
+    );
+
+    // install: no terminal and no grant → refused, nothing installed.
+    let err = fails(
+        &pluginctl(&root)
+            .args(["install", "--disable", &name])
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("--grant-all-permissions"), "{err}");
+    assert!(
+        ok(&pluginctl(&root).args(["ls", "-q"]).output().unwrap())
+            .trim()
+            .is_empty()
+    );
+
+    let out = ok(&pluginctl(&root)
+        .args([
+            "install",
+            "--disable",
+            "--grant-all-permissions",
+            &name,
+            "DEBUG=1",
+        ])
+        .output()
+        .unwrap());
+    assert!(out.contains(&name), "{out}");
+    let installed: serde_json::Value = serde_json::from_str(&ok(&pluginctl(&root)
+        .args(["inspect", &name])
+        .output()
+        .unwrap()))
+    .unwrap();
+    assert_eq!(
+        installed[0]["Config"], created[0]["Config"],
+        "the config round-trips"
+    );
+    assert_eq!(
+        installed[0]["Settings"]["Env"],
+        serde_json::json!(["DEBUG=1"])
+    );
+    assert_eq!(installed[0]["PluginReference"], serde_json::json!(name));
+    assert_eq!(installed[0]["Enabled"], serde_json::json!(false));
+    let id = installed[0]["Id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        std::fs::read(
+            root.join("plugins")
+                .join(&id)
+                .join("rootfs/bin/volume-stub")
+        )
+        .unwrap(),
+        b"#!/bin/sh\n"
+    );
+    let err = fails(
+        &pluginctl(&root)
+            .args(["install", "--disable", "--grant-all-permissions", &name])
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("already exists"), "{err}");
+
+    // set: env freely; a wider mount source needs a grant.
+    ok(&pluginctl(&root)
+        .args(["set", &name, "DEBUG=2"])
+        .output()
+        .unwrap());
+    let err = fails(
+        &pluginctl(&root)
+            .args(["set", &name, "hosttmp.source=/srv"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("--grant-all-permissions") || err.contains("not granted"),
+        "{err}"
+    );
+    ok(&pluginctl(&root)
+        .args([
+            "set",
+            "--grant-all-permissions",
+            &name,
+            "hosttmp.source=/srv",
+        ])
+        .output()
+        .unwrap());
+    let err = fails(
+        &pluginctl(&root)
+            .args(["set", &name, "NOPE=1"])
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("NOPE"), "{err}");
+    let after: serde_json::Value = serde_json::from_str(&ok(&pluginctl(&root)
+        .args(["inspect", &name])
+        .output()
+        .unwrap()))
+    .unwrap();
+    assert_eq!(after[0]["Settings"]["Env"], serde_json::json!(["DEBUG=2"]));
+    assert_eq!(
+        after[0]["Settings"]["Mounts"][0]["Source"],
+        serde_json::json!("/srv")
+    );
+
+    // Without --disable: installed, but the missing runtime is an error.
+    let alias = "other:1";
+    let err = fails(
+        &pluginctl(&root)
+            .args([
+                "install",
+                "--grant-all-permissions",
+                "--alias",
+                alias,
+                &name,
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("cannot be enabled"), "{err}");
+    let ls = ok(&pluginctl(&root).args(["ls"]).output().unwrap());
+    assert!(ls.contains("other:1"), "{ls}");
+}
+
+#[test]
+fn an_image_that_is_not_a_plugin_is_refused() {
+    let reg = Registry::plain();
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    let image = pluginctl_testkit::image::Image::new_oci(50, &[1000]);
+    pluginctl_testkit::image::write_oci_layout(&layout, "v1", &image);
+    let target = format!("{}/test/notaplugin:v1", reg.host);
+    let st = Command::new("skopeo")
+        .args(["--insecure-policy", "copy", "-q", "--dest-tls-verify=false"])
+        .arg(format!("oci:{}:v1", layout.display()))
+        .arg(format!("docker://{target}"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let root = tmp.path().join("root");
+    let err = fails(
+        &pluginctl(&root)
+            .args(["install", "--disable", "--grant-all-permissions", &target])
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("is not a plugin"), "{err}");
+    assert!(
+        ok(&pluginctl(&root).args(["ls", "-q"]).output().unwrap())
+            .trim()
+            .is_empty()
+    );
+}
