@@ -11,8 +11,10 @@
 //! ```
 
 mod bench;
+mod demo;
 mod deps;
 mod dist;
+mod localreg;
 mod tools;
 mod util;
 
@@ -20,13 +22,15 @@ use std::process::ExitCode;
 
 use util::{Result, cargo, root};
 
-const USAGE: &str = "usage: cargo xtask <test|ci|deps|dist|bench [content|rootfs]|fuzz [SECONDS]>";
+const USAGE: &str =
+    "usage: cargo xtask <test|ci|demo|deps|dist|bench [content|rootfs|registry]|fuzz [SECONDS]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
         Some("ci") => ci(),
+        Some("demo") => demo::run(),
         Some("deps") => deps::check(),
         Some("dist") => dist::run(),
         Some("bench") => bench::run(&args[1..]),

@@ -1,0 +1,141 @@
+//! `cargo xtask demo`: the plugin lifecycle as a user would type it,
+//! against a local registry this starts itself, in a temporary root.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::localreg::LocalRegistry;
+use crate::tools::{self, Tool};
+use crate::util::{Result, cargo, root};
+
+const DEMO_TOOLS: &[Tool] = &[Tool {
+    command: "docker-registry",
+    package: "docker-registry",
+}];
+
+/// The sample plugin's config: a volume driver on `sample.sock` whose
+/// volumes live in its propagated mount.
+const CONFIG: &str = r#"{
+  "description": "sample volume plugin (examples/volume-plugin)",
+  "documentation": "https://docs.docker.com/engine/extend/plugins_volume/",
+  "entrypoint": ["/volume-plugin"],
+  "workdir": "/",
+  "interface": {"types": ["docker.volumedriver/1.0"], "socket": "sample.sock"},
+  "network": {"type": "host"},
+  "propagatedMount": "/data",
+  "linux": {"capabilities": ["CAP_SYS_ADMIN"]},
+  "mounts": [{"name": "state", "description": "where the driver keeps its state", "source": "/var/lib/sample-volumes",
+              "destination": "/state", "type": "bind", "options": ["rbind", "rw"], "settable": ["source"]}],
+  "env": [{"name": "DEBUG", "description": "debug level", "settable": ["value"], "value": "0"},
+          {"name": "VOLUME_ROOT", "description": "where volumes live", "value": "/data"}]
+}
+"#;
+
+pub(crate) fn run() -> Result<()> {
+    tools::ensure(DEMO_TOOLS)?;
+    cargo(&["build", "--release", "--quiet", "-p", "pluginctl"])?;
+    // The plugin is static so that its rootfs needs nothing else.
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+        .current_dir(root())
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "volume-plugin",
+            "--target",
+            "x86_64-unknown-linux-gnu",
+        ])
+        .status()
+        .map_err(|e| format!("running cargo: {e}"))?;
+    if !status.success() {
+        return Err("building the sample plugin failed".to_owned());
+    }
+    let plugin_bin = root().join("target/x86_64-unknown-linux-gnu/release/volume-plugin");
+    let pluginctl = root().join("target/release/pluginctl");
+    let work = std::env::temp_dir().join(format!("pluginctl-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    let result = demo(&work, &pluginctl, &plugin_bin);
+    let _ = std::fs::remove_dir_all(&work);
+    result
+}
+
+fn demo(work: &Path, pluginctl: &Path, plugin_bin: &Path) -> Result<()> {
+    let ctx = work.join("context");
+    for d in ["rootfs/run/docker/plugins", "rootfs/data", "rootfs/state"] {
+        std::fs::create_dir_all(ctx.join(d)).map_err(|e| format!("{}: {e}", ctx.display()))?;
+    }
+    std::fs::copy(plugin_bin, ctx.join("rootfs/volume-plugin"))
+        .map_err(|e| format!("copying {}: {e}", plugin_bin.display()))?;
+    std::fs::write(ctx.join("config.json"), CONFIG).map_err(|e| e.to_string())?;
+    let reg = LocalRegistry::start(&work.join("registry"))?;
+    let root = work.join("root");
+    let name = format!("{}/demo/sample-volume:1.0", reg.host);
+    println!(
+        "# A throwaway registry listens on {}; pluginctl keeps its state in",
+        reg.host
+    );
+    println!("# PLUGINCTL_ROOT={}", root.display());
+    let ctx_s = ctx.display().to_string();
+    let steps: Vec<Vec<&str>> = vec![
+        vec!["create", &name, &ctx_s],
+        vec!["ls"],
+        vec!["push", &name],
+        vec!["rm", &name],
+        vec!["privileges", &name],
+        vec![
+            "install",
+            "--grant-all-permissions",
+            "--disable",
+            &name,
+            "DEBUG=1",
+        ],
+        vec!["ls", "--filter", "capability=volumedriver"],
+        vec![
+            "inspect",
+            "--format",
+            "{{.Name}} enabled={{.Enabled}} env={{json .Settings.Env}}",
+            &name,
+        ],
+        vec!["set", &name, "DEBUG=2"],
+        vec![
+            "set",
+            "--grant-all-permissions",
+            &name,
+            "state.source=/srv/sample",
+        ],
+        vec!["inspect", "--format", "{{json .Settings.Mounts}}", &name],
+        vec!["rm", &name],
+        vec!["gc"],
+    ];
+    for args in steps {
+        println!("\n$ pluginctl {}", shell_words(&args));
+        let status = Command::new(pluginctl)
+            .env("PLUGINCTL_ROOT", &root)
+            .args(&args)
+            .status()
+            .map_err(|e| format!("running pluginctl: {e}"))?;
+        if !status.success() {
+            return Err(format!("pluginctl {} failed ({status})", args.join(" ")));
+        }
+    }
+    println!("\n# Done. Enabling and running the plugin under runc arrives with the runtime.");
+    drop(reg);
+    Ok(())
+}
+
+fn shell_words(args: &[&str]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./:=@".contains(c))
+            {
+                (*a).to_owned()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
