@@ -247,6 +247,117 @@ fn create_push_rm_privileges_install_set() {
 }
 
 #[test]
+fn upgrade_keeps_id_and_user_settings_and_takes_new_defaults() {
+    let reg = Registry::plain();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let root = tmp.path().join("root");
+    let repo = format!("{}/test/up", reg.host);
+    for (tag, extra_env, file) in [
+        ("1.0", "", "v1"),
+        (
+            "2.0",
+            r#",{"name":"NEW","settable":["value"],"value":"x"}"#,
+            "v2",
+        ),
+    ] {
+        let ctx = tmp.path().join(tag);
+        std::fs::create_dir_all(ctx.join("rootfs")).unwrap();
+        std::fs::write(ctx.join("rootfs/version"), file).unwrap();
+        std::fs::write(
+            ctx.join("config.json"),
+            format!(
+                r#"{{"description":"{file}","interface":{{"types":["docker.volumedriver/1.0"],"socket":"s.sock"}},
+                   "env":[{{"name":"DEBUG","settable":["value"],"value":"0"}}{extra_env}]}}"#
+            ),
+        )
+        .unwrap();
+        let name = format!("{repo}:{tag}");
+        ok(&pluginctl(&src)
+            .args(["create", &name])
+            .arg(&ctx)
+            .output()
+            .unwrap());
+        ok(&pluginctl(&src).args(["push", &name]).output().unwrap());
+    }
+    let v1 = format!("{repo}:1.0");
+    ok(&pluginctl(&root)
+        .args(["install", "--disable", &v1, "DEBUG=1"])
+        .output()
+        .unwrap());
+    let before: serde_json::Value = serde_json::from_str(&ok(&pluginctl(&root)
+        .args(["inspect", &v1])
+        .output()
+        .unwrap()))
+    .unwrap();
+    let id = before[0]["Id"].as_str().unwrap().to_owned();
+    std::fs::create_dir_all(root.join("plugins").join(&id).join("propagated-mount")).unwrap();
+    std::fs::write(
+        root.join("plugins").join(&id).join("propagated-mount/data"),
+        b"keep",
+    )
+    .unwrap();
+
+    let err = fails(
+        &pluginctl(&root)
+            .args(["upgrade", &v1, "127.0.0.1:1/other/repo:2"])
+            .output()
+            .unwrap(),
+    );
+    assert!(err.contains("--skip-remote-check"), "{err}");
+
+    ok(&pluginctl(&root)
+        .args(["upgrade", &v1, &format!("{repo}:2.0")])
+        .output()
+        .unwrap());
+    let after: serde_json::Value = serde_json::from_str(&ok(&pluginctl(&root)
+        .args(["inspect", &v1])
+        .output()
+        .unwrap()))
+    .unwrap();
+    assert_eq!(after[0]["Id"], before[0]["Id"]);
+    assert_eq!(after[0]["Name"], before[0]["Name"]);
+    assert_eq!(after[0]["Config"]["Description"], serde_json::json!("v2"));
+    assert_eq!(
+        after[0]["Settings"]["Env"],
+        serde_json::json!(["DEBUG=1", "NEW=x"])
+    );
+    assert_eq!(
+        after[0]["PluginReference"],
+        serde_json::json!(format!("{repo}:2.0"))
+    );
+    let dir = root.join("plugins").join(&id);
+    assert_eq!(std::fs::read(dir.join("rootfs/version")).unwrap(), b"v2");
+    assert_eq!(
+        std::fs::read(dir.join("propagated-mount/data")).unwrap(),
+        b"keep"
+    );
+    assert!(!dir.join("rootfs.old").exists() && !dir.join("rootfs.new").exists());
+
+    // A crash between the rootfs swap and the record: the next command
+    // finishes the switch. Between the next record and the swap: undone.
+    let (cur, old, new) = (
+        dir.join("rootfs"),
+        dir.join("rootfs.old"),
+        dir.join("rootfs.new"),
+    );
+    let record = std::fs::read(dir.join("plugin.json")).unwrap();
+    std::fs::write(dir.join("plugin.json.next"), &record).unwrap();
+    std::fs::create_dir_all(&new).unwrap();
+    std::fs::write(new.join("version"), b"half").unwrap();
+    ok(&pluginctl(&root).args(["ls"]).output().unwrap());
+    assert!(!new.exists() && !dir.join("plugin.json.next").exists());
+    assert_eq!(std::fs::read(cur.join("version")).unwrap(), b"v2");
+    std::fs::rename(&cur, &old).unwrap();
+    std::fs::create_dir_all(&cur).unwrap();
+    std::fs::write(cur.join("version"), b"v3").unwrap();
+    std::fs::write(dir.join("plugin.json.next"), &record).unwrap();
+    ok(&pluginctl(&root).args(["ls"]).output().unwrap());
+    assert!(!old.exists() && !dir.join("plugin.json.next").exists());
+    assert_eq!(std::fs::read(cur.join("version")).unwrap(), b"v3");
+}
+
+#[test]
 fn an_image_that_is_not_a_plugin_is_refused() {
     let reg = Registry::plain();
     let tmp = tempfile::tempdir().unwrap();

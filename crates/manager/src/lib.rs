@@ -28,7 +28,7 @@ pub use pluginctl_rootfs as rootfs;
 mod remote;
 pub mod store;
 
-pub use remote::{InstallOptions, apply_settings};
+pub use remote::{InstallOptions, apply_settings, merge_settings};
 
 use std::path::{Path, PathBuf};
 
@@ -38,8 +38,8 @@ use pluginctl_oci::{
 };
 use pluginctl_rootfs::layer::Compression;
 
+use store::Layout;
 pub use store::Record;
-use store::{Layout, OpLock};
 
 /// What can go wrong managing plugins. Each names the plugin, reference,
 /// digest or path at fault.
@@ -148,8 +148,10 @@ impl Manager {
         let layout = Layout::open(root)?;
         let content = Store::open(&root.join("content"))?;
         let m = Manager { layout, content };
-        let lock = m.layout.lock()?;
-        m.layout.recover(&lock)?;
+        if let Some(quiet) = m.layout.quiescent()? {
+            let lock = m.layout.lock()?;
+            m.layout.recover(&lock, &quiet)?;
+        }
         Ok(m)
     }
 
@@ -194,7 +196,7 @@ impl Manager {
                 )));
             }
         }
-        let op = OpLock::take(&dir)?;
+        let op = self.layout.operation()?;
         let result = self.create_in(&reference, &id, &dir, context, options);
         let lock = self.layout.lock()?;
         match result {
@@ -234,7 +236,6 @@ impl Manager {
             .prefix("create-")
             .tempdir_in(self.layout.tmp())
             .map_err(|e| Error::io(&self.layout.tmp(), e))?;
-        let _staging_lock = OpLock::take(staging.path())?;
         // The context: a directory, or a tar unpacked into staging.
         let (config_bytes, rootfs_dir) = if context.is_dir() {
             let c = pluginctl_rootfs::context::from_dir(context)?;
@@ -317,18 +318,25 @@ impl Manager {
         Ok(record)
     }
 
-    /// Applies the record's layers, in manifest order, into a staging
-    /// directory beside the plugin's, then renames it to `rootfs/`.
-    fn extract_rootfs(&self, record: &Record, dir: &Path) -> Result<()> {
-        let staging = dir.join("rootfs.staging");
-        store::remove_tree(&staging)?;
-        std::fs::create_dir(&staging).map_err(|e| Error::io(&staging, e))?;
+    /// Applies the record's layers, in manifest order, into `staging`
+    /// (made afresh).
+    fn extract_into(&self, record: &Record, staging: &Path) -> Result<()> {
+        store::remove_tree(staging)?;
+        std::fs::create_dir(staging).map_err(|e| Error::io(staging, e))?;
         let opts = pluginctl_rootfs::extract::Options::default();
         let mut readers = Vec::new();
         for l in &record.layers {
             readers.push(self.content.open_blob(&l.digest)?);
         }
-        pluginctl_rootfs::extract::apply_layers(&staging, readers, &opts)?;
+        pluginctl_rootfs::extract::apply_layers(staging, readers, &opts)?;
+        Ok(())
+    }
+
+    /// Applies the record's layers, in manifest order, into a staging
+    /// directory beside the plugin's, then renames it to `rootfs/`.
+    fn extract_rootfs(&self, record: &Record, dir: &Path) -> Result<()> {
+        let staging = dir.join("rootfs.staging");
+        self.extract_into(record, &staging)?;
         let target = dir.join("rootfs");
         store::remove_tree(&target)?;
         std::fs::rename(&staging, &target).map_err(|e| Error::io(&target, e))
@@ -359,6 +367,7 @@ impl Manager {
     /// Removes a plugin (`force` also removes an enabled one), then its
     /// blobs no other plugin uses.
     pub fn remove(&self, what: &str, force: bool) -> Result<Record> {
+        let _op = self.layout.operation()?;
         let lock = self.layout.lock()?;
         let record = self.layout.find(&lock, what)?;
         if record.enabled && !force {

@@ -18,7 +18,7 @@ use pluginctl_oci::{
 };
 use pluginctl_registry::{BlobSource, Client, FileSource};
 
-use crate::store::{self, OpLock};
+use crate::store;
 use crate::{Error, Manager, PLUGIN_CONFIG_TYPE, Record, default_settings};
 
 /// How `install` runs.
@@ -162,8 +162,7 @@ impl Manager {
         }
 
         let id = store::new_id()?;
-        let dir = self.layout.plugin_dir(&id);
-        let op = OpLock::take(&dir)?;
+        let op = self.layout.operation()?;
         let result = self
             .install_in(
                 client,
@@ -214,30 +213,8 @@ impl Manager {
         local: &Reference,
         id: &str,
     ) -> Result<Record, Error> {
-        // Manifest and config: small, verified already.
-        let manifest_digest = self
-            .content
-            .write_blob(&resolved.bytes, Some(&resolved.descriptor.digest))?;
-        let config_digest = self
-            .content
-            .write_blob(config_bytes, Some(&resolved.manifest.config.digest))?;
-        // Layers: streamed into ingests, committed only when verified.
-        for l in &resolved.manifest.layers {
-            if self.content.contains(&l.digest)? {
-                continue;
-            }
-            let mut w = self.content.writer(&format!("pull-{}", l.digest))?;
-            // The registry verifies from byte 0: an ingest left by an
-            // earlier run restarts (a cut within this run resumes by Range).
-            w.truncate(0)?;
-            w.set_total(l.size)?;
-            let mut sink = Ingest(w);
-            client
-                .fetch_blob(r, l, &mut sink, None)
-                .await
-                .map_err(registry_err)?;
-            sink.0.commit(Some(l.size), Some(&l.digest))?;
-        }
+        let (manifest_digest, config_digest) =
+            self.pull_blobs(client, r, resolved, config_bytes).await?;
         let record = Record {
             id: id.to_owned(),
             name: local.to_string(),
@@ -266,6 +243,124 @@ impl Manager {
             .await
             .map_err(|e| Error::State(format!("extraction task: {e}")))??;
         Ok(record)
+    }
+
+    /// Manifest, config and layers into the content store, each verified.
+    async fn pull_blobs(
+        &self,
+        client: &Client,
+        r: &Reference,
+        resolved: &pluginctl_registry::Resolved,
+        config_bytes: &[u8],
+    ) -> Result<(Digest, Digest), Error> {
+        // Manifest and config: small, verified already.
+        let manifest_digest = self
+            .content
+            .write_blob(&resolved.bytes, Some(&resolved.descriptor.digest))?;
+        let config_digest = self
+            .content
+            .write_blob(config_bytes, Some(&resolved.manifest.config.digest))?;
+        // Layers: streamed into ingests, committed only when verified.
+        for l in &resolved.manifest.layers {
+            if self.content.contains(&l.digest)? {
+                continue;
+            }
+            let mut w = self.content.writer(&format!("pull-{}", l.digest))?;
+            // The registry verifies from byte 0: an ingest left by an
+            // earlier run restarts (a cut within this run resumes by Range).
+            w.truncate(0)?;
+            w.set_total(l.size)?;
+            let mut sink = Ingest(w);
+            client
+                .fetch_blob(r, l, &mut sink, None)
+                .await
+                .map_err(registry_err)?;
+            sink.0.commit(Some(l.size), Some(&l.digest))?;
+        }
+        Ok((manifest_digest, config_digest))
+    }
+
+    /// `docker plugin upgrade NAME [REF]`: the plugin must be disabled; it
+    /// keeps its ID and name; settings the user changed are kept and the
+    /// new config's defaults fill the rest (Docker drops them, moby#42128);
+    /// the propagated-mount directory is not touched. New privileges are
+    /// asked for. The switch is two-phase (next record, then the rootfs
+    /// swap, then the record), and a crash at any point is finished or
+    /// rolled back by the next command.
+    pub async fn upgrade(
+        &self,
+        client: &Client,
+        what: &str,
+        reference: Option<&str>,
+        skip_remote_check: bool,
+        grant: impl FnOnce(&[PluginPrivilege]) -> bool,
+    ) -> Result<Record, Error> {
+        let _op = self.layout.operation()?;
+        let old = self.get(what)?;
+        if old.enabled {
+            return Err(Error::State(format!(
+                "plugin {} is enabled; disable it before upgrading",
+                old.familiar_name()
+            )));
+        }
+        let source = reference.map_or_else(|| old.reference.clone(), str::to_owned);
+        if source.is_empty() {
+            return Err(Error::Invalid(format!(
+                "plugin {} has no remote reference; name the one to upgrade from",
+                old.familiar_name()
+            )));
+        }
+        let r = Reference::parse(&source)
+            .map_err(|e| Error::Invalid(format!("invalid reference {source:?}: {e}")))?;
+        if !skip_remote_check
+            && let Ok(was) = Reference::parse(&old.reference)
+            && (was.domain(), was.path()) != (r.domain(), r.path())
+        {
+            return Err(Error::Invalid(format!(
+                "{r} is not the repository {} came from ({was}); use --skip-remote-check to upgrade across repositories",
+                old.familiar_name()
+            )));
+        }
+        let (resolved, config_bytes, config) = Manager::remote_config(client, &r, None).await?;
+        let settings = merge_settings(&old.config, &old.settings, &config);
+        let before = pluginctl_privileges::compute(&old.config, Some(&old.settings));
+        let after = pluginctl_privileges::compute(&config, Some(&settings));
+        let wider = pluginctl_privileges::diff(&after, &before);
+        if !wider.is_empty() && !grant(&wider) {
+            return Err(Error::State(format!(
+                "the privileges {r} adds were not granted"
+            )));
+        }
+        let (manifest_digest, config_digest) = self
+            .pull_blobs(client, &r, &resolved, &config_bytes)
+            .await?;
+        let next = Record {
+            manifest: Descriptor::new(
+                resolved.descriptor.media_type.clone(),
+                manifest_digest,
+                resolved.descriptor.size,
+            ),
+            config_digest,
+            layers: resolved.manifest.layers.clone(),
+            config,
+            settings,
+            reference: r.to_string(),
+            ..old.clone()
+        };
+        let dir = self.layout.plugin_dir(&old.id);
+        let staging = dir.join("rootfs.new");
+        let me = self.reopen()?;
+        let (rec, st) = (next.clone(), staging.clone());
+        let extracted = tokio::task::spawn_blocking(move || me.extract_into(&rec, &st))
+            .await
+            .map_err(|e| Error::State(format!("extraction task: {e}")))?;
+        if let Err(e) = extracted {
+            store::remove_tree(&staging)?;
+            return Err(e);
+        }
+        let lock = self.layout.lock()?;
+        self.layout.commit_upgrade(&lock, &next)?;
+        Ok(next)
     }
 
     fn reopen(&self) -> Result<Manager, Error> {
@@ -355,6 +450,67 @@ impl Manager {
         self.layout.save(&lock, &record)?;
         Ok(record)
     }
+}
+
+/// The settings after an upgrade: what the user changed from the old
+/// config's defaults is kept (where the new config still has the field);
+/// the rest takes the new config's defaults.
+pub fn merge_settings(
+    old_config: &PluginConfig,
+    old: &PluginSettings,
+    new_config: &PluginConfig,
+) -> PluginSettings {
+    let old_default = default_settings(old_config);
+    let mut out = default_settings(new_config);
+    let env_of = |list: &Option<Vec<String>>, key: &str| {
+        list.iter()
+            .flatten()
+            .find(|e| e.split_once('=').is_some_and(|(k, _)| k == key))
+            .cloned()
+    };
+    if let Some(env) = out.env.as_mut() {
+        for e in env.iter_mut() {
+            let key = e.split_once('=').map_or(e.as_str(), |(k, _)| k).to_owned();
+            let mine = env_of(&old.env, &key);
+            if mine.is_some() && mine != env_of(&old_default.env, &key) {
+                *e = mine.unwrap_or_default();
+            }
+        }
+    }
+    if old.args != old_default.args {
+        out.args.clone_from(&old.args);
+    }
+    if let Some(mounts) = out.mounts.as_mut() {
+        for m in mounts.iter_mut() {
+            let mine = old.mounts.iter().flatten().find(|x| x.name == m.name);
+            let dflt = old_default
+                .mounts
+                .iter()
+                .flatten()
+                .find(|x| x.name == m.name);
+            if let Some(mine) = mine
+                && dflt.is_none_or(|d| d.source != mine.source)
+            {
+                m.source.clone_from(&mine.source);
+            }
+        }
+    }
+    if let Some(devices) = out.devices.as_mut() {
+        for d in devices.iter_mut() {
+            let mine = old.devices.iter().flatten().find(|x| x.name == d.name);
+            let dflt = old_default
+                .devices
+                .iter()
+                .flatten()
+                .find(|x| x.name == d.name);
+            if let Some(mine) = mine
+                && dflt.is_none_or(|x| x.path != mine.path)
+            {
+                d.path.clone_from(&mine.path);
+            }
+        }
+    }
+    out
 }
 
 /// Applies `KEY=VALUE` pairs with Docker's grammar: `NAME=value` (env),

@@ -106,6 +106,37 @@ impl Layout {
         Ok(MetaLock { _file: file })
     }
 
+    /// Marks a long operation in flight for as long as the guard lives (a
+    /// shared lock on `<root>/ops.lock`): recovery never runs while any
+    /// operation of any process is in flight.
+    pub fn operation(&self) -> Result<OpsGuard> {
+        let file = self.ops_file()?;
+        file.lock_shared()
+            .map_err(|e| Error::io(&self.root.join("ops.lock"), e))?;
+        Ok(OpsGuard { _file: file })
+    }
+
+    /// The exclusive hold recovery needs, or `None` when an operation is in
+    /// flight somewhere (recovery then waits for a later command).
+    pub fn quiescent(&self) -> Result<Option<OpsGuard>> {
+        let file = self.ops_file()?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(OpsGuard { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&self.root.join("ops.lock"), e)),
+        }
+    }
+
+    fn ops_file(&self) -> Result<File> {
+        let path = self.root.join("ops.lock");
+        File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))
+    }
+
     /// Every record, incomplete ones included. A record that does not parse
     /// is an error naming its file.
     pub fn records(&self, _lock: &MetaLock) -> Result<Vec<Record>> {
@@ -185,11 +216,11 @@ impl Layout {
     }
 
     /// Rolls back what crashed operations left: incomplete records (their
-    /// whole directory), plugin directories without a record, stale
-    /// staging under `tmp/`. Holding the metadata lock means no operation
-    /// is between its steps, except a long one that marks itself with an
-    /// operation lock, which is respected.
-    pub fn recover(&self, lock: &MetaLock) -> Result<Vec<String>> {
+    /// whole directory), plugin directories without a record, everything
+    /// under `tmp/`. Only with the exclusive hold of [`Layout::quiescent`]:
+    /// no operation of any process is in flight, so whatever is half done
+    /// belongs to a dead one.
+    pub fn recover(&self, lock: &MetaLock, _quiet: &OpsGuard) -> Result<Vec<String>> {
         let mut done = Vec::new();
         let plugins = self.root.join("plugins");
         for e in fs::read_dir(&plugins).map_err(|e| Error::io(&plugins, e))? {
@@ -202,7 +233,8 @@ impl Layout {
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => true,
                 Err(err) => return Err(Error::io(&record, err)),
             };
-            if !incomplete || OpLock::busy(&dir) || OpLock::starting(&dir) {
+            if !incomplete {
+                Layout::finish_upgrades(&dir)?;
                 continue;
             }
             self.discard(lock, &id)?;
@@ -211,13 +243,67 @@ impl Layout {
         let tmp = self.tmp();
         for e in fs::read_dir(&tmp).map_err(|e| Error::io(&tmp, e))? {
             let e = e.map_err(|e| Error::io(&tmp, e))?;
-            let p = e.path();
-            if OpLock::busy(&p) || OpLock::starting(&p) {
-                continue;
-            }
-            remove_tree(&p)?;
+            remove_tree(&e.path())?;
         }
         Ok(done)
+    }
+
+    /// Switches a plugin to an upgraded record whose rootfs is extracted in
+    /// `rootfs.new`: (1) `plugin.json.next` written, (2) `rootfs` renamed
+    /// to `rootfs.old`, (3) `rootfs.new` to `rootfs`, (4) the next record
+    /// renamed over `plugin.json`, (5) `rootfs.old` deleted. [`Layout::finish_upgrades`]
+    /// completes or undoes a switch a crash interrupted.
+    pub fn commit_upgrade(&self, _lock: &MetaLock, next: &Record) -> Result<()> {
+        let dir = self.plugin_dir(&next.id);
+        let next_path = dir.join("plugin.json.next");
+        let mut bytes = serde_json::to_vec_pretty(next).expect("records serialise");
+        bytes.push(b'\n');
+        let mut f = File::create(&next_path).map_err(|e| Error::io(&next_path, e))?;
+        f.write_all(&bytes).map_err(|e| Error::io(&next_path, e))?;
+        f.sync_all().map_err(|e| Error::io(&next_path, e))?;
+        let (cur, old, new) = (
+            dir.join("rootfs"),
+            dir.join("rootfs.old"),
+            dir.join("rootfs.new"),
+        );
+        remove_tree(&old)?;
+        fs::rename(&cur, &old).map_err(|e| Error::io(&cur, e))?;
+        fs::rename(&new, &cur).map_err(|e| Error::io(&new, e))?;
+        fs::rename(&next_path, dir.join("plugin.json")).map_err(|e| Error::io(&next_path, e))?;
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io(&dir, e))?;
+        remove_tree(&old)
+    }
+
+    /// Finishes or rolls back upgrades a crash interrupted, by what is on
+    /// disk: a next record with `rootfs.new` still there was not switched
+    /// (undo); with `rootfs.new` gone, the rootfs was (finish).
+    fn finish_upgrades(dir: &Path) -> Result<()> {
+        let next = dir.join("plugin.json.next");
+        let (cur, old, new) = (
+            dir.join("rootfs"),
+            dir.join("rootfs.old"),
+            dir.join("rootfs.new"),
+        );
+        if next.exists() {
+            if new.exists() {
+                if !cur.exists() && old.exists() {
+                    fs::rename(&old, &cur).map_err(|e| Error::io(&old, e))?;
+                }
+                remove_tree(&new)?;
+                fs::remove_file(&next).map_err(|e| Error::io(&next, e))?;
+            } else {
+                fs::rename(&next, dir.join("plugin.json")).map_err(|e| Error::io(&next, e))?;
+            }
+        } else {
+            remove_tree(&new)?;
+            if !cur.exists() && old.exists() {
+                fs::rename(&old, &cur).map_err(|e| Error::io(&old, e))?;
+            }
+        }
+        remove_tree(&old)?;
+        remove_tree(&dir.join("rootfs.staging"))
     }
 
     /// Removes a plugin directory: renamed into `tmp/` first (one atomic
@@ -228,7 +314,12 @@ impl Layout {
         if grave.exists() {
             remove_tree(&grave)?;
         }
-        fs::rename(&dir, &grave).map_err(|e| Error::io(&dir, e))?;
+        match fs::rename(&dir, &grave) {
+            Ok(()) => {}
+            // Nothing was written yet: nothing to discard.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(&dir, e)),
+        }
         remove_tree(&grave)
     }
 }
@@ -292,47 +383,10 @@ fn make_writable(path: &Path) {
     }
 }
 
-/// A lock a long operation holds on its own directory, so that recovery in
-/// another process leaves it alone while it runs (and rolls it back once the
-/// process is gone: the kernel drops the lock with it).
-pub struct OpLock {
+/// A shared or exclusive hold on `<root>/ops.lock`; released on drop
+/// (and by the kernel when the process dies).
+pub struct OpsGuard {
     _file: File,
-}
-
-impl OpLock {
-    /// Takes the operation lock of `dir` (creating the directory).
-    pub fn take(dir: &Path) -> Result<OpLock> {
-        fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        // Locked under a private name, then renamed into place: no other
-        // process ever sees an unlocked `.op.lock` of a live operation.
-        let private = dir.join(format!(".op.lock.{}", std::process::id()));
-        let file = File::create(&private).map_err(|e| Error::io(&private, e))?;
-        file.lock().map_err(|e| Error::io(&private, e))?;
-        let path = dir.join(".op.lock");
-        fs::rename(&private, &path).map_err(|e| Error::io(&path, e))?;
-        Ok(OpLock { _file: file })
-    }
-
-    /// A directory younger than a minute without an operation lock yet:
-    /// an operation between its `mkdir` and its lock. Left alone.
-    pub fn starting(dir: &Path) -> bool {
-        if dir.join(".op.lock").exists() {
-            return false;
-        }
-        fs::symlink_metadata(dir)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
-            .is_some_and(|age| age < std::time::Duration::from_secs(60))
-    }
-
-    /// Whether a live process holds the operation lock of `dir`.
-    pub fn busy(dir: &Path) -> bool {
-        let Ok(file) = File::open(dir.join(".op.lock")) else {
-            return false;
-        };
-        matches!(file.try_lock(), Err(std::fs::TryLockError::WouldBlock))
-    }
 }
 
 /// A random 64-hex plugin ID.

@@ -46,6 +46,8 @@ enum Command {
     Push(plugins::PushArgs),
     /// Change a disabled plugin's settings
     Set(plugins::SetArgs),
+    /// Upgrade a disabled plugin, keeping its ID, name and settings
+    Upgrade(plugins::UpgradeArgs),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +89,7 @@ fn main() -> ExitCode {
         Command::Install(a) => plugins::install(&cli.global, &a),
         Command::Push(a) => plugins::push(&cli.global, &a),
         Command::Set(a) => plugins::set(&cli.global, &a),
+        Command::Upgrade(a) => plugins::upgrade(&cli.global, &a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

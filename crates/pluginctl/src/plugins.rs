@@ -471,3 +471,35 @@ pub(crate) fn set(g: &Global, a: &SetArgs) -> Result<()> {
         .with_context(|| format!("setting {}", a.name))?;
     Ok(())
 }
+
+/// `pluginctl upgrade`.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct UpgradeArgs {
+    /// Grant privileges the new version adds
+    #[arg(long)]
+    grant_all_permissions: bool,
+    /// Allow a reference from another repository than the plugin's
+    #[arg(long)]
+    skip_remote_check: bool,
+    /// The plugin
+    name: String,
+    /// The reference to upgrade from (default: where the plugin came from)
+    reference: Option<String>,
+}
+
+pub(crate) fn upgrade(g: &Global, a: &UpgradeArgs) -> Result<()> {
+    let m = g.manager()?;
+    let client = g.client()?;
+    let all = a.grant_all_permissions;
+    let r = runtime()?
+        .block_on(m.upgrade(
+            &client,
+            &a.name,
+            a.reference.as_deref(),
+            a.skip_remote_check,
+            |p| grant(p, all, &a.name),
+        ))
+        .with_context(|| format!("upgrading {}", a.name))?;
+    println!("Upgraded plugin {} to {}", r.familiar_name(), r.reference);
+    Ok(())
+}

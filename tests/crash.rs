@@ -1,0 +1,176 @@
+//! SIGKILL at many points of create, install and rm: the next command sees
+//! a consistent store (ls works, no half plugin, no staging left after it)
+//! and running the operation again succeeds.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use pluginctl_testkit::registry::Registry;
+
+fn bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("path of the test binary");
+    exe.parent()
+        .and_then(|d| d.parent())
+        .expect("profile dir")
+        .join("pluginctl")
+}
+
+fn pluginctl(root: &Path) -> Command {
+    let mut c = Command::new(bin());
+    c.arg("--root").arg(root).stdin(Stdio::null());
+    c
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// A context with enough data that create and install take a while.
+fn big_context(dir: &Path) {
+    std::fs::create_dir_all(dir.join("rootfs/data")).unwrap();
+    for i in 0..40 {
+        std::fs::write(
+            dir.join(format!("rootfs/data/f{i}")),
+            pluginctl_testkit::pattern(i, 256 << 10),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        dir.join("config.json"),
+        r#"{"interface":{"types":["docker.volumedriver/1.0"],"socket":"s.sock"},"entrypoint":["/x"]}"#,
+    )
+    .unwrap();
+}
+
+/// Starts `cmd`, kills it with SIGKILL after `after`.
+fn kill_after(mut cmd: Command, after: Duration) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(after);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The store as `ls -q` sees it, and the check that the next command left
+/// no half plugin and no staging behind.
+fn consistent(root: &Path) -> Vec<String> {
+    let ids: Vec<String> = ok(&pluginctl(root)
+        .args(["ls", "-q", "--no-trunc"])
+        .output()
+        .unwrap())
+    .lines()
+    .map(str::to_owned)
+    .collect();
+    let mut dirs: Vec<String> = std::fs::read_dir(root.join("plugins"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    let mut want = ids.clone();
+    want.sort();
+    assert_eq!(
+        dirs, want,
+        "plugin directories are exactly the listed plugins"
+    );
+    assert_eq!(
+        std::fs::read_dir(root.join("tmp")).unwrap().count(),
+        0,
+        "no staging left after a command"
+    );
+    for id in &ids {
+        let rec =
+            std::fs::read_to_string(root.join("plugins").join(id).join("plugin.json")).unwrap();
+        assert!(rec.contains("\"incomplete\": false"), "{rec}");
+        assert!(
+            root.join("plugins")
+                .join(id)
+                .join("rootfs/data/f39")
+                .is_file()
+        );
+    }
+    ids
+}
+
+const DELAYS_MS: [u64; 8] = [1, 5, 10, 20, 35, 60, 100, 160];
+
+#[test]
+fn killed_creates_and_removes_leave_a_consistent_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let ctx = tmp.path().join("ctx");
+    big_context(&ctx);
+    for (n, ms) in DELAYS_MS.iter().enumerate() {
+        let name = format!("p{n}");
+        let mut c = pluginctl(&root);
+        c.args(["create", &name]).arg(&ctx);
+        kill_after(c, Duration::from_millis(*ms));
+        let ids = consistent(&root);
+        // Whether it finished or not, creating again ends with the plugin.
+        let again = pluginctl(&root)
+            .args(["create", &name])
+            .arg(&ctx)
+            .output()
+            .unwrap();
+        let listed = pluginctl(&root).args(["inspect", &name]).output().unwrap();
+        assert!(listed.status.success() && (again.status.success() || ids.len() == n + 1));
+        consistent(&root);
+    }
+    for (n, ms) in DELAYS_MS.iter().enumerate() {
+        let mut c = pluginctl(&root);
+        c.args(["rm", &format!("p{n}")]);
+        kill_after(c, Duration::from_millis(*ms));
+        consistent(&root);
+        let _ = pluginctl(&root)
+            .args(["rm", &format!("p{n}")])
+            .output()
+            .unwrap();
+        consistent(&root);
+    }
+    assert!(consistent(&root).is_empty());
+    // gc after all of it leaves no blob behind.
+    ok(&pluginctl(&root).arg("gc").output().unwrap());
+    let blobs = std::fs::read_dir(root.join("content/blobs/sha256")).map_or(0, Iterator::count);
+    assert_eq!(blobs, 0);
+}
+
+#[test]
+fn killed_installs_leave_a_consistent_store() {
+    let reg = Registry::plain();
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = tmp.path().join("ctx");
+    big_context(&ctx);
+    let src = tmp.path().join("src");
+    let name = format!("{}/crash/p:1", reg.host);
+    ok(&pluginctl(&src)
+        .args(["create", &name])
+        .arg(&ctx)
+        .output()
+        .unwrap());
+    ok(&pluginctl(&src).args(["push", &name]).output().unwrap());
+    let root = tmp.path().join("root");
+    for ms in DELAYS_MS {
+        let mut c = pluginctl(&root);
+        c.args(["install", "--disable", "--grant-all-permissions", &name]);
+        kill_after(c, Duration::from_millis(ms));
+        let ids = consistent(&root);
+        if ids.is_empty() {
+            ok(&pluginctl(&root)
+                .args(["install", "--disable", "--grant-all-permissions", &name])
+                .output()
+                .unwrap());
+        }
+        assert_eq!(consistent(&root).len(), 1);
+        ok(&pluginctl(&root).args(["rm", &name]).output().unwrap());
+        consistent(&root);
+    }
+}
