@@ -34,31 +34,42 @@ const CONFIG: &str = r#"{
 pub(crate) fn run() -> Result<()> {
     tools::ensure(DEMO_TOOLS)?;
     cargo(&["build", "--release", "--quiet", "-p", "pluginctl"])?;
-    // The plugin is static so that its rootfs needs nothing else.
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
-        .current_dir(root())
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "-p",
-            "volume-plugin",
-            "--target",
-            "x86_64-unknown-linux-gnu",
-        ])
-        .status()
-        .map_err(|e| format!("running cargo: {e}"))?;
-    if !status.success() {
-        return Err("building the sample plugin failed".to_owned());
-    }
-    let plugin_bin = root().join("target/x86_64-unknown-linux-gnu/release/volume-plugin");
+    let plugin_bin = build_volume_plugin(true)?;
     let pluginctl = root().join("target/release/pluginctl");
     let work = std::env::temp_dir().join(format!("pluginctl-demo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     let result = demo(&work, &pluginctl, &plugin_bin);
     let _ = std::fs::remove_dir_all(&work);
     result
+}
+
+/// Builds `examples/volume-plugin` static (`+crt-static` on the gnu
+/// target), so that the binary is its whole rootfs. Returns its path.
+pub(crate) fn build_volume_plugin(release: bool) -> Result<std::path::PathBuf> {
+    let mut args = vec![
+        "build",
+        "--quiet",
+        "-p",
+        "volume-plugin",
+        "--target",
+        "x86_64-unknown-linux-gnu",
+    ];
+    if release {
+        args.push("--release");
+    }
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+        .current_dir(root())
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .args(&args)
+        .status()
+        .map_err(|e| format!("running cargo: {e}"))?;
+    if !status.success() {
+        return Err("building the sample plugin failed".to_owned());
+    }
+    let profile = if release { "release" } else { "debug" };
+    Ok(root().join(format!(
+        "target/x86_64-unknown-linux-gnu/{profile}/volume-plugin"
+    )))
 }
 
 fn demo(work: &Path, pluginctl: &Path, plugin_bin: &Path) -> Result<()> {

@@ -71,6 +71,15 @@ const TEST_TOOLS: &[tools::Tool] = &[
         command: "openssl",
         package: "openssl",
     },
+    // Docker interop: a private dockerd (with its containerd and runc).
+    tools::Tool {
+        command: "dockerd",
+        package: "docker.io",
+    },
+    tools::Tool {
+        command: "curl",
+        package: "curl",
+    },
 ];
 
 /// Every test tier: unit, integration, end-to-end and doc tests.
@@ -79,6 +88,8 @@ fn test() -> Result<()> {
     // The end-to-end tests run the real binary; test runners build only
     // test targets.
     cargo(&["build", "--quiet", "-p", "pluginctl"])?;
+    // The sample plugin, static, for the Docker interop tier.
+    demo::build_volume_plugin(false)?;
     // Doc tests first: nextest does not run them, and its summary should be
     // the last thing printed.
     cargo(&["test", "--workspace", "--doc", "--quiet"])?;

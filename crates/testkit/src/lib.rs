@@ -6,6 +6,7 @@
 //! real registry peers: the CNCF distribution registry started by PID, a
 //! JWT token server and a transfer-cutting proxy ([`registry`]).
 
+pub mod docker;
 pub mod http;
 pub mod image;
 pub mod registry;

@@ -1,0 +1,181 @@
+//! Interop with a real dockerd (Debian docker.io 20.10) through the real
+//! distribution registry: a plugin pushed by pluginctl installs, enables
+//! and serves volumes under Docker; a plugin pushed by Docker installs with
+//! pluginctl with the same config; privileges equal Docker's API answer.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use pluginctl_testkit::docker::Dockerd;
+use pluginctl_testkit::registry::Registry;
+
+fn pluginctl(root: &Path) -> Command {
+    let exe = std::env::current_exe().expect("path of the test binary");
+    let bin: PathBuf = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("profile dir")
+        .join("pluginctl");
+    let mut c = Command::new(bin);
+    c.arg("--root").arg(root).stdin(Stdio::null());
+    c
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// The static sample plugin `cargo xtask test` builds.
+fn volume_plugin() -> PathBuf {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/x86_64-unknown-linux-gnu");
+    for profile in ["debug", "release"] {
+        let p = target.join(profile).join("volume-plugin");
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "{}/debug/volume-plugin is missing: `cargo xtask test` builds it (static)",
+        target.display()
+    );
+}
+
+fn context(dir: &Path, config: &str) {
+    for d in ["rootfs/data", "rootfs/run/docker/plugins", "rootfs/tmp"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::copy(volume_plugin(), dir.join("rootfs/volume-plugin")).unwrap();
+    std::fs::write(dir.join("config.json"), config).unwrap();
+}
+
+const CONFIG: &str = r#"{
+  "description": "sample volume plugin",
+  "documentation": "https://docs.docker.com/engine/extend/config/",
+  "entrypoint": ["/volume-plugin"],
+  "workdir": "/",
+  "interface": {"types": ["docker.volumedriver/1.0"], "socket": "sample.sock"},
+  "propagatedMount": "/data",
+  "linux": {"capabilities": ["CAP_SYS_ADMIN"]},
+  "env": [{"name": "VOLUME_ROOT", "value": "/data"}, {"name": "DEBUG", "settable": ["value"], "value": "0"}]
+}"#;
+
+fn inspect_config(json: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v[0]["Config"].clone()
+}
+
+#[test]
+fn docker_and_pluginctl_install_each_others_plugins() {
+    let reg = Registry::plain();
+    let docker = Dockerd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let ctx = tmp.path().join("ctx");
+    context(&ctx, CONFIG);
+
+    // pluginctl → Docker: install, inspect, enable, serve a volume.
+    let ours = format!("{}/interop/ours:1.0", reg.host);
+    ok(&pluginctl(&root)
+        .args(["create", &ours])
+        .arg(&ctx)
+        .output()
+        .unwrap());
+    let our_config = inspect_config(&ok(&pluginctl(&root)
+        .args(["inspect", &ours])
+        .output()
+        .unwrap()));
+    ok(&pluginctl(&root).args(["push", &ours]).output().unwrap());
+    ok(&docker.docker(&["plugin", "install", "--grant-all-permissions", &ours]));
+    let docker_view = inspect_config(&ok(&docker.docker(&["plugin", "inspect", &ours])));
+    assert_eq!(
+        docker_view, our_config,
+        "Docker reads our config as we wrote it"
+    );
+    let enabled = ok(&docker.docker(&["plugin", "inspect", "--format", "{{.Enabled}}", &ours]));
+    assert_eq!(enabled.trim(), "true", "{}", docker.log());
+    ok(&docker.docker(&["volume", "create", "-d", &ours, "v1"]));
+    let vols = ok(&docker.docker(&["volume", "ls", "--format", "{{.Driver}} {{.Name}}"]));
+    assert!(vols.contains(&format!("{ours} v1")), "{vols}");
+    ok(&docker.docker(&["volume", "rm", "v1"]));
+    ok(&docker.docker(&["plugin", "disable", &ours]));
+
+    // Privileges: Docker's API answer for our plugin, and for a config
+    // asking for everything there is.
+    let api = ok(&docker.api_get(&format!("/plugins/privileges?remote={ours}")));
+    let mine = ok(&pluginctl(&root)
+        .args(["privileges", "--format", "json", &ours])
+        .output()
+        .unwrap());
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&api).unwrap(),
+        serde_json::from_str::<serde_json::Value>(&mine).unwrap()
+    );
+    let all = tmp.path().join("all");
+    context(
+        &all,
+        r#"{"entrypoint":["/volume-plugin"],"interface":{"types":["docker.volumedriver/1.0"],"socket":"s.sock"},
+            "network":{"type":"host"},"ipcHost":true,"pidHost":true,
+            "mounts":[{"name":"m","source":"/srv","destination":"/srv","type":"bind","options":["rbind"]},
+                      {"name":"nosrc","destination":"/x","type":"bind"}],
+            "linux":{"allowAllDevices":true,"capabilities":["CAP_SYS_ADMIN","CAP_NET_ADMIN"],
+                     "devices":[{"name":"fuse","path":"/dev/fuse"}]}}"#,
+    );
+    let everything = format!("{}/interop/everything:1", reg.host);
+    ok(&pluginctl(&root)
+        .args(["create", &everything])
+        .arg(&all)
+        .output()
+        .unwrap());
+    ok(&pluginctl(&root)
+        .args(["push", &everything])
+        .output()
+        .unwrap());
+    let api = ok(&docker.api_get(&format!("/plugins/privileges?remote={everything}")));
+    let mine = ok(&pluginctl(&root)
+        .args(["privileges", "--format", "json", &everything])
+        .output()
+        .unwrap());
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&api).unwrap(),
+        serde_json::from_str::<serde_json::Value>(&mine).unwrap()
+    );
+
+    // Docker → pluginctl: created and pushed by Docker, installed by us.
+    let theirs = format!("{}/interop/theirs:1.0", reg.host);
+    ok(&docker.docker(&["plugin", "create", &theirs, ctx.to_str().unwrap()]));
+    ok(&docker.docker(&["plugin", "push", &theirs]));
+    let their_config = inspect_config(&ok(&docker.docker(&["plugin", "inspect", &theirs])));
+    let other_root = tmp.path().join("other");
+    ok(&pluginctl(&other_root)
+        .args(["install", "--disable", "--grant-all-permissions", &theirs])
+        .output()
+        .unwrap());
+    let installed = inspect_config(&ok(&pluginctl(&other_root)
+        .args(["inspect", &theirs])
+        .output()
+        .unwrap()));
+    assert_eq!(
+        installed, their_config,
+        "we read Docker's config as Docker does"
+    );
+    let id: serde_json::Value = serde_json::from_str(&ok(&pluginctl(&other_root)
+        .args(["inspect", &theirs])
+        .output()
+        .unwrap()))
+    .unwrap();
+    let rootfs = other_root
+        .join("plugins")
+        .join(id[0]["Id"].as_str().unwrap())
+        .join("rootfs");
+    assert_eq!(
+        std::fs::read(rootfs.join("volume-plugin")).unwrap(),
+        std::fs::read(volume_plugin()).unwrap()
+    );
+}
