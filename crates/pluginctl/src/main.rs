@@ -5,6 +5,7 @@
 
 mod flatten;
 mod plugins;
+mod progress;
 
 use std::io::Write;
 use std::process::ExitCode;

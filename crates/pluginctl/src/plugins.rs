@@ -22,6 +22,9 @@ pub(crate) struct Global {
     /// or a CIDR (localhost and 127.0.0.0/8 always are, as in Docker)
     #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
     pub(crate) insecure: Vec<String>,
+    /// No progress output
+    #[arg(short, long, global = true)]
+    pub(crate) quiet: bool,
 }
 
 impl Global {
@@ -51,7 +54,12 @@ impl Global {
         for h in &self.insecure {
             b = b.insecure(h);
         }
-        Ok(b.build()?)
+        let client = b.build()?;
+        Ok(if self.quiet {
+            client
+        } else {
+            crate::progress::attach(&client)
+        })
     }
 
     pub(crate) fn manager(&self) -> Result<Manager> {
@@ -98,9 +106,6 @@ pub(crate) fn create(g: &Global, a: &CreateArgs) -> Result<()> {
 /// `pluginctl ls`.
 #[derive(Debug, ClapArgs)]
 pub(crate) struct LsArgs {
-    /// Only IDs
-    #[arg(short, long)]
-    quiet: bool,
     /// Full IDs and descriptions
     #[arg(long)]
     no_trunc: bool,
@@ -158,7 +163,7 @@ pub(crate) fn ls(g: &Global, a: &LsArgs) -> Result<()> {
     if a.format != "table" {
         bail!("--format {:?}: expected table or json", a.format);
     }
-    if a.quiet {
+    if g.quiet {
         for r in &records {
             writeln!(out, "{}", if a.no_trunc { &r.id[..] } else { &r.id[..12] })?;
         }

@@ -1033,6 +1033,9 @@ pub(crate) fn describe(e: &reqwest::Error) -> String {
         }
         cur = err.source();
     }
+    // hyper's wrappers ("client error (Connect)", "tcp connect error") say
+    // nothing the innermost cause does not.
+    parts.retain(|p| p != "client error (Connect)" && p != "tcp connect error");
     if parts.is_empty() {
         e.without_url_ref()
     } else {
