@@ -59,3 +59,22 @@ fn unknown_command_is_one_line_on_stderr_with_exit_2() {
         "pluginctl: unrecognized subcommand 'frobnicate'; run 'pluginctl --help'\n"
     );
 }
+
+#[test]
+fn completions_and_help_for_a_command() {
+    let out = run(&["completion", "bash"]);
+    assert!(out.status.success());
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        script.contains("pluginctl")
+            && script.contains("install")
+            && script.contains("--grant-all-permissions")
+    );
+    let out = run(&["completion", "fish"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("complete -c pluginctl"));
+    let out = run(&["help", "install"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: pluginctl install"));
+    let out = run(&["completion", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -49,6 +49,11 @@ enum Command {
     Set(plugins::SetArgs),
     /// Upgrade a disabled plugin, keeping its ID, name and settings
     Upgrade(plugins::UpgradeArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completion {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -91,6 +96,11 @@ fn main() -> ExitCode {
         Command::Push(a) => plugins::push(&cli.global, &a),
         Command::Set(a) => plugins::set(&cli.global, &a),
         Command::Upgrade(a) => plugins::upgrade(&cli.global, &a),
+        Command::Completion { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "pluginctl", &mut std::io::stdout());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
