@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use crate::localdocker::LocalDocker;
 use crate::localreg::LocalRegistry;
 use crate::tools::{self, Tool};
 use crate::util::{Result, cargo, output, root};
@@ -51,11 +52,15 @@ const BENCH_TOOLS: &[Tool] = &[
         command: "skopeo",
         package: "skopeo",
     },
+    Tool {
+        command: "dockerd",
+        package: "docker.io",
+    },
 ];
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let names: Vec<&str> = if args.is_empty() {
-        vec!["content", "rootfs", "registry"]
+        vec!["content", "rootfs", "registry", "manager"]
     } else {
         args.iter().map(String::as_str).collect()
     };
@@ -69,9 +74,10 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             "content" => missed.extend(content(&out_dir, &mut report)?),
             "rootfs" => missed.extend(rootfs(&out_dir, &mut report)?),
             "registry" => missed.extend(registry(&out_dir, &mut report)?),
+            "manager" => missed.extend(manager(&out_dir, &mut report)?),
             other => {
                 return Err(format!(
-                    "unknown benchmark {other:?} (known: content, rootfs, registry)"
+                    "unknown benchmark {other:?} (known: content, rootfs, registry, manager)"
                 ));
             }
         }
@@ -94,6 +100,8 @@ struct Side {
     argv: Vec<OsString>,
     /// A directory emptied before every run (not timed).
     scratch: Option<PathBuf>,
+    /// A command run before every run (not timed; its failure is ignored).
+    before: Option<Vec<OsString>>,
 }
 
 impl Side {
@@ -102,6 +110,7 @@ impl Side {
             label: label.to_owned(),
             argv: argv.iter().map(|a| a.as_ref().to_owned()).collect(),
             scratch: None,
+            before: None,
         }
     }
 }
@@ -207,6 +216,13 @@ fn compare(name: &str, bytes: u64, ours: &Side, peer: &Side) -> Result<Outcome> 
 }
 
 fn measure(side: &Side) -> Result<Sample> {
+    if let Some(cmd) = &side.before {
+        let _ = Command::new(&cmd[0])
+            .args(&cmd[1..])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
     if let Some(dir) = &side.scratch
         && dir.exists()
     {
@@ -699,6 +715,156 @@ fn registry(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
     report.notes.push(format!(
         "registry: image {} ({bytes} bytes in blobs), registries: docker-registry on 127.0.0.1 with storage in {}",
         input.display(),
+        scratch.display()
+    ));
+    let _ = fs::remove_dir_all(&scratch);
+    Ok(missed)
+}
+
+/// A plugin context whose rootfs is the flattened `mkimage` tree of about
+/// `mib` MiB: many small files, some large, text and binary-like data,
+/// compressible as real rootfs are.
+fn make_context(dir: &Path, mib: u64) -> Result<()> {
+    if dir.join("config.json").is_file() {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask: generating {} ({mib} MiB plugin context)",
+        dir.display()
+    );
+    let _ = fs::remove_dir_all(dir);
+    let bin = root().join("target/release");
+    let image = dir.with_extension("image");
+    let _ = fs::remove_dir_all(&image);
+    crate::util::run(
+        Command::new(bin.join("examples/mkimage"))
+            .arg(&image)
+            .arg(mib.to_string()),
+    )?;
+    fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    crate::util::run(
+        Command::new(bin.join("pluginctl"))
+            .args(["flatten", "--format", "dir"])
+            .arg(format!("oci:{}:bench", image.join("oci").display()))
+            .arg("-o")
+            .arg(dir.join("rootfs")),
+    )?;
+    let _ = fs::remove_dir_all(&image);
+    fs::write(
+        dir.join("config.json"),
+        r#"{"description":"benchmark plugin","entrypoint":["/bin/true"],"interface":{"types":["docker.volumedriver/1.0"],"socket":"b.sock"}}"#,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// The manager against dockerd, same registry, same plugins: `create` vs
+/// `docker plugin create` (target 2x), `install --disable` vs `docker
+/// plugin install --disable` (target 1.5x, peak RSS < 96 MiB).
+fn manager(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
+    cargo(&["build", "--release", "--quiet", "-p", "pluginctl"])?;
+    cargo(&[
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "pluginctl-rootfs",
+        "--example",
+        "mkimage",
+    ])?;
+    let pluginctl = root().join("target/release/pluginctl");
+    let scratch = scratch_root(out_dir);
+    let mut missed = Vec::new();
+    let reg = LocalRegistry::start(&scratch.join("registry"))?;
+    // dockerd's state on the root disk would measure the disk: tmpfs too.
+    let docker = LocalDocker::start(&scratch.join("docker"))?;
+    let sock = format!("unix://{}", docker.socket.display());
+    let dk = |args: &[&str]| -> Vec<OsString> {
+        let mut v: Vec<OsString> = vec!["/usr/bin/docker".into(), "-H".into(), sock.clone().into()];
+        v.extend(args.iter().map(OsString::from));
+        v
+    };
+    for mib in [200u64, 1024] {
+        let ctx = out_dir.join(format!("manager-context-{mib}MiB"));
+        make_context(&ctx, mib)?;
+        let bytes = mib << 20;
+        let ours_name = format!("{}/bench/ours-{mib}:1", reg.host);
+        let docker_name = format!("{}/bench/docker-{mib}:1", reg.host);
+        let root_c = scratch.join(format!("root-create-{mib}"));
+
+        let mut ours = Side::new(
+            "pluginctl create",
+            &[&pluginctl, &"--root", &root_c, &"create", &ours_name, &ctx],
+        );
+        ours.scratch = Some(root_c.clone());
+        let peer = Side {
+            label: "docker plugin create".to_owned(),
+            argv: dk(&["plugin", "create", &docker_name, &ctx.to_string_lossy()]),
+            scratch: None,
+            before: Some(dk(&["plugin", "rm", "-f", &docker_name])),
+        };
+        let o = compare(&format!("create, {mib} MiB rootfs"), bytes, &ours, &peer)?;
+        if o.ratio() < 2.0 {
+            missed.push(format!(
+                "create {mib} MiB: {:.2}x docker, target 2x",
+                o.ratio()
+            ));
+        }
+        report.rows.push(o);
+
+        // The plugin both install: ours, pushed once.
+        crate::util::run(
+            Command::new(&pluginctl)
+                .arg("--root")
+                .arg(&root_c)
+                .args(["-q", "push", &ours_name]),
+        )?;
+        let root_i = scratch.join(format!("root-install-{mib}"));
+        let mut ours = Side::new(
+            "pluginctl install --disable",
+            &[
+                &pluginctl,
+                &"--root",
+                &root_i,
+                &"-q",
+                &"install",
+                &"--disable",
+                &"--grant-all-permissions",
+                &ours_name,
+            ],
+        );
+        ours.scratch = Some(root_i.clone());
+        let peer = Side {
+            label: "docker plugin install --disable".to_owned(),
+            argv: dk(&[
+                "plugin",
+                "install",
+                "--disable",
+                "--grant-all-permissions",
+                &ours_name,
+            ]),
+            scratch: None,
+            before: Some(dk(&["plugin", "rm", "-f", &ours_name])),
+        };
+        let o = compare(&format!("install, {mib} MiB rootfs"), bytes, &ours, &peer)?;
+        if o.ratio() < 1.5 {
+            missed.push(format!(
+                "install {mib} MiB: {:.2}x docker, target 1.5x",
+                o.ratio()
+            ));
+        }
+        if Outcome::peak_rss_mib(&o.ours.1) >= 96.0 {
+            missed.push(format!(
+                "install {mib} MiB: peak RSS {:.1} MiB, target < 96",
+                Outcome::peak_rss_mib(&o.ours.1)
+            ));
+        }
+        report.rows.push(o);
+    }
+    drop(docker);
+    drop(reg);
+    report.notes.push(format!(
+        "manager: contexts in {}, dockerd 20.10 (vfs) and docker-registry with state in {}",
+        out_dir.display(),
         scratch.display()
     ));
     let _ = fs::remove_dir_all(&scratch);

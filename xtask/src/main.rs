@@ -14,6 +14,7 @@ mod bench;
 mod demo;
 mod deps;
 mod dist;
+mod localdocker;
 mod localreg;
 mod tools;
 mod util;
@@ -22,8 +23,7 @@ use std::process::ExitCode;
 
 use util::{Result, cargo, root};
 
-const USAGE: &str =
-    "usage: cargo xtask <test|ci|demo|deps|dist|bench [content|rootfs|registry]|fuzz [SECONDS]>";
+const USAGE: &str = "usage: cargo xtask <test|ci|demo|deps|dist|bench [content|rootfs|registry|manager]|fuzz [SECONDS]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -262,15 +262,39 @@ impl Manager {
                 context.display()
             )));
         }
-        // The layer, straight into the content store.
+        // The layer, straight into the content store; the same tar stream,
+        // uncompressed, is extracted into the rootfs on another thread (no
+        // decompression pass, and the rootfs is exactly the layer).
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let staging_rootfs = dir.join("rootfs.staging");
+        store::remove_tree(&staging_rootfs)?;
+        std::fs::create_dir(&staging_rootfs).map_err(|e| Error::io(&staging_rootfs, e))?;
         let mut w = self.content.writer(&format!("create-{id}"))?;
-        let info = pluginctl_rootfs::layer::write_layer(
-            &rootfs_dir,
-            &mut w,
-            options.compression,
-            threads,
-        )?;
+        let (reader, mut writer) = std::io::pipe().map_err(|e| Error::io(dir, e))?;
+        let (written, extracted) = std::thread::scope(|s| {
+            let target = &staging_rootfs;
+            let extraction = s.spawn(move || {
+                let opts = pluginctl_rootfs::extract::Options::default();
+                // Returning drops the reader: a failed extraction shows
+                // the writer a broken pipe rather than a hang.
+                pluginctl_rootfs::extract::apply_layer(target, reader, &opts)
+            });
+            let written = pluginctl_rootfs::layer::write_layer_tee(
+                &rootfs_dir,
+                &mut w,
+                options.compression,
+                threads,
+                Some(&mut writer),
+            );
+            drop(writer);
+            (written, extraction.join())
+        });
+        let extracted =
+            extracted.map_err(|_| Error::State("the extraction thread panicked".to_owned()))?;
+        // An extraction failure explains a broken pipe on the writing side.
+        extracted?;
+        let info = written?;
         let layer_digest = w.commit(Some(info.size), Some(&info.digest))?;
         let layer = Descriptor::new(options.compression.media_type(), layer_digest, info.size);
         // The config blob: the context's config plus the rootfs diff_ids.
@@ -314,7 +338,8 @@ impl Manager {
             let lock = self.layout.lock()?;
             self.layout.save(&lock, &record)?;
         }
-        self.extract_rootfs(&record, dir)?;
+        let target = dir.join("rootfs");
+        std::fs::rename(&staging_rootfs, &target).map_err(|e| Error::io(&target, e))?;
         Ok(record)
     }
 

@@ -85,6 +85,19 @@ pub fn write_layer(
     compression: Compression,
     threads: usize,
 ) -> Result<LayerInfo> {
+    write_layer_tee(dir, out, compression, threads, None)
+}
+
+/// [`write_layer`], also handing the uncompressed tar — the very bytes the
+/// `diff_id` is computed over — to `tee` (an extraction on another thread,
+/// say, so that a rootfs is made from the layer without decompressing it).
+pub fn write_layer_tee(
+    dir: &Path,
+    out: impl Write,
+    compression: Compression,
+    threads: usize,
+    tee: Option<&mut dyn Write>,
+) -> Result<LayerInfo> {
     let out = Hashing {
         inner: out,
         digester: Digester::default(),
@@ -96,17 +109,24 @@ pub fn write_layer(
     };
     let (entries, diff, out) = match compression {
         Compression::None => {
-            let (entries, diff, w) = write_tar(dir, out)?;
-            (entries, diff, w)
+            let (entries, diff, w) = write_tar(dir, Tee { main: out, tee })?;
+            (entries, diff, w.main)
         }
         Compression::Gzip(level) => {
-            let (entries, diff, gz) = write_tar(dir, ParallelGzip::new(out, level, threads))?;
-            (entries, diff, gz.finish().map_err(werr)?)
+            let gz = Tee {
+                main: ParallelGzip::new(out, level, threads),
+                tee,
+            };
+            let (entries, diff, gz) = write_tar(dir, gz)?;
+            (entries, diff, gz.main.finish().map_err(werr)?)
         }
         Compression::Zstd(level) => {
-            let enc = zstd_encoder(out, level, threads).map_err(werr)?;
+            let enc = Tee {
+                main: zstd_encoder(out, level, threads).map_err(werr)?,
+                tee,
+            };
             let (entries, diff, z) = write_tar(dir, enc)?;
-            (entries, diff, z.finish().map_err(werr)?)
+            (entries, diff, z.main.finish().map_err(werr)?)
         }
     };
     let size = out.digester.len();
@@ -117,6 +137,29 @@ pub fn write_layer(
         size,
         entries,
     })
+}
+
+/// Writes to `main`, and what was written to `tee` too.
+struct Tee<'t, W> {
+    main: W,
+    tee: Option<&'t mut dyn Write>,
+}
+
+impl<W: Write> Write for Tee<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.main.write(buf)?;
+        if let Some(t) = self.tee.as_mut() {
+            t.write_all(&buf[..n])?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.main.flush()?;
+        if let Some(t) = self.tee.as_mut() {
+            t.flush()?;
+        }
+        Ok(())
+    }
 }
 
 fn write_tar<W: Write>(dir: &Path, out: W) -> Result<(u64, (Digest, u64), W)> {
