@@ -174,3 +174,106 @@ fn killed_installs_leave_a_consistent_store() {
         consistent(&root);
     }
 }
+
+#[test]
+fn killed_upgrades_leave_the_old_or_the_new_plugin_whole() {
+    let reg = Registry::plain();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    let repo = format!("{}/crash/up", reg.host);
+    for v in ["1", "2"] {
+        let ctx = tmp.path().join(format!("ctx{v}"));
+        big_context(&ctx);
+        std::fs::write(ctx.join("rootfs/version"), v).unwrap();
+        let name = format!("{repo}:{v}");
+        ok(&pluginctl(&src)
+            .args(["create", &name])
+            .arg(&ctx)
+            .output()
+            .unwrap());
+        ok(&pluginctl(&src).args(["push", &name]).output().unwrap());
+    }
+    let root = tmp.path().join("root");
+    let v1 = format!("{repo}:1");
+    let v2 = format!("{repo}:2");
+    ok(&pluginctl(&root)
+        .args(["install", "--disable", &v1])
+        .output()
+        .unwrap());
+    for ms in DELAYS_MS {
+        let mut c = pluginctl(&root);
+        c.args(["upgrade", &v1, &v2]);
+        kill_after(c, Duration::from_millis(ms));
+        let ids = consistent(&root);
+        assert_eq!(ids.len(), 1);
+        let dir = root.join("plugins").join(&ids[0]);
+        let record = std::fs::read_to_string(dir.join("plugin.json")).unwrap();
+        let version = std::fs::read_to_string(dir.join("rootfs/version")).unwrap();
+        // The record and the rootfs always agree.
+        let upgraded = record.contains(&format!("\"reference\": \"{v2}\""));
+        assert_eq!(version, if upgraded { "2" } else { "1" }, "{record}");
+        for leftover in ["rootfs.new", "rootfs.old", "plugin.json.next"] {
+            assert!(!dir.join(leftover).exists(), "{leftover} after {ms} ms");
+        }
+        if upgraded {
+            // Back to 1 for the next round.
+            ok(&pluginctl(&root)
+                .args(["upgrade", &v1, &v1])
+                .output()
+                .unwrap());
+        }
+    }
+}
+
+#[test]
+fn two_processes_creating_removing_and_listing_lose_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let ctx = tmp.path().join("ctx");
+    big_context(&ctx);
+    let worker = |tag: &'static str| {
+        let root = root.clone();
+        let ctx = ctx.clone();
+        std::thread::spawn(move || {
+            for i in 0..6 {
+                let name = format!("{tag}{i}");
+                ok(&pluginctl(&root)
+                    .args(["create", &name])
+                    .arg(&ctx)
+                    .output()
+                    .unwrap());
+                ok(&pluginctl(&root).args(["ls", "-q"]).output().unwrap());
+                if i % 2 == 1 {
+                    ok(&pluginctl(&root).args(["rm", &name]).output().unwrap());
+                }
+            }
+        })
+    };
+    let (a, b) = (worker("a"), worker("b"));
+    a.join().unwrap();
+    b.join().unwrap();
+    let ls = ok(&pluginctl(&root)
+        .args(["ls", "--format", "json"])
+        .output()
+        .unwrap());
+    let v: serde_json::Value = serde_json::from_str(&ls).unwrap();
+    let mut names: Vec<String> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["Name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "a0:latest",
+            "a2:latest",
+            "a4:latest",
+            "b0:latest",
+            "b2:latest",
+            "b4:latest"
+        ]
+    );
+    assert_eq!(consistent(&root).len(), 6);
+}

@@ -358,6 +358,50 @@ fn upgrade_keeps_id_and_user_settings_and_takes_new_defaults() {
 }
 
 #[test]
+fn a_zstd_plugin_round_trips_and_unknown_interface_types_are_warned_about() {
+    let reg = Registry::plain();
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(ctx.join("rootfs/bin")).unwrap();
+    std::fs::write(ctx.join("rootfs/bin/tool"), b"zstd layer content").unwrap();
+    std::fs::write(
+        ctx.join("config.json"),
+        r#"{"interface":{"types":["docker.volumedriver/1.0","docker.telepathydriver/1.0"],"socket":"s.sock"}}"#,
+    )
+    .unwrap();
+    let root = tmp.path().join("root");
+    let name = format!("{}/test/zstd:1", reg.host);
+    let out = pluginctl(&root)
+        .args(["create", "--compress", "zstd", &name])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning") && err.contains("docker.telepathydriver/1.0"),
+        "{err}"
+    );
+    ok(&pluginctl(&root).args(["push", &name]).output().unwrap());
+    ok(&pluginctl(&root).args(["rm", &name]).output().unwrap());
+    // Docker would skip a zstd layer; we apply it.
+    ok(&pluginctl(&root)
+        .args(["install", "--disable", &name])
+        .output()
+        .unwrap());
+    let v: serde_json::Value = serde_json::from_str(&ok(&pluginctl(&root)
+        .args(["inspect", &name])
+        .output()
+        .unwrap()))
+    .unwrap();
+    let id = v[0]["Id"].as_str().unwrap();
+    assert_eq!(
+        std::fs::read(root.join("plugins").join(id).join("rootfs/bin/tool")).unwrap(),
+        b"zstd layer content"
+    );
+}
+
+#[test]
 fn an_image_that_is_not_a_plugin_is_refused() {
     let reg = Registry::plain();
     let tmp = tempfile::tempdir().unwrap();

@@ -430,6 +430,31 @@ impl Manager {
     }
 }
 
+/// Interface types Docker's plugin consumers know; a plugin declaring
+/// another is accepted, with a warning (it may work with another engine).
+pub const KNOWN_CAPABILITIES: &[&str] = &[
+    "volumedriver",
+    "networkdriver",
+    "ipamdriver",
+    "authz",
+    "logdriver",
+    "metricscollector",
+    "csicontroller",
+    "csinode",
+];
+
+/// The interface types of `config` no Docker consumer knows.
+pub fn unknown_types(config: &PluginConfig) -> Vec<String> {
+    config
+        .interface
+        .types
+        .iter()
+        .flatten()
+        .filter(|t| t.prefix != "docker" || !KNOWN_CAPABILITIES.contains(&t.capability.as_str()))
+        .map(ToString::to_string)
+        .collect()
+}
+
 /// The settings a fresh plugin starts with: the config's env values, args,
 /// mounts and devices, as Docker fills `Settings`.
 pub fn default_settings(config: &PluginConfig) -> PluginSettings {

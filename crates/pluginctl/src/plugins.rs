@@ -99,6 +99,7 @@ pub(crate) fn create(g: &Global, a: &CreateArgs) -> Result<()> {
             &CreateOptions::compression(compression),
         )
         .with_context(|| format!("creating plugin {}", a.name))?;
+    warn_unknown(&r);
     println!("{}", r.familiar_name());
     Ok(())
 }
@@ -320,6 +321,15 @@ pub(crate) fn gc(g: &Global) -> Result<()> {
     Ok(())
 }
 
+fn warn_unknown(r: &Record) {
+    for t in pluginctl_manager::unknown_types(&r.config) {
+        eprintln!(
+            "pluginctl: warning: {}: interface type {t} is not one Docker uses (volumedriver, networkdriver, ipamdriver, authz, logdriver, metricscollector, csicontroller, csinode)",
+            r.familiar_name()
+        );
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -429,6 +439,7 @@ pub(crate) fn install(g: &Global, a: &InstallArgs) -> Result<()> {
     let r = runtime()?
         .block_on(m.install(&client, &a.reference, &opts, |p| grant(p, all, &reference)))
         .with_context(|| format!("installing {}", a.reference))?;
+    warn_unknown(&r);
     println!("Installed plugin {}", r.familiar_name());
     if !a.disable {
         bail!(
