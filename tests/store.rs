@@ -155,3 +155,59 @@ fn create_ls_inspect_rm_like_docker() {
     let blobs = std::fs::read_dir(root.join("content/blobs/sha256")).map_or(0, Iterator::count);
     assert_eq!(blobs, 0, "rm collects the plugin's blobs");
 }
+
+#[test]
+fn rm_unmounts_what_is_mounted_under_the_plugin_and_keeps_its_data() {
+    let is_root =
+        std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    if !is_root {
+        eprintln!("needs root to mount; CI runs as root");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let ctx = tmp.path().join("ctx");
+    sample_context(&ctx);
+    ok(&pluginctl(&root)
+        .args(["create", "m"])
+        .arg(&ctx)
+        .output()
+        .unwrap());
+    let v: serde_json::Value = serde_json::from_str(&ok(&pluginctl(&root)
+        .args(["inspect", "m"])
+        .output()
+        .unwrap()))
+    .unwrap();
+    let dir = root.join("plugins").join(v[0]["Id"].as_str().unwrap());
+    let host = tmp.path().join("host data");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("precious"), b"keep me").unwrap();
+    let point = dir.join("propagated-mount");
+    std::fs::create_dir_all(&point).unwrap();
+    let st = Command::new("mount")
+        .arg("--bind")
+        .arg(&host)
+        .arg(&point)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let nested = point.join("nested");
+    std::fs::create_dir_all(&nested).unwrap();
+    assert!(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "none"])
+            .arg(&nested)
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    ok(&pluginctl(&root).args(["rm", "m"]).output().unwrap());
+    assert!(!dir.exists());
+    assert_eq!(std::fs::read(host.join("precious")).unwrap(), b"keep me");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        !mounts.contains(&dir.to_string_lossy().replace(' ', "\\040").to_string()),
+        "{mounts}"
+    );
+}

@@ -310,6 +310,7 @@ impl Layout {
     /// step: the record is gone), then deleted on this file system only.
     pub fn discard(&self, _lock: &MetaLock, id: &str) -> Result<()> {
         let dir = self.plugin_dir(id);
+        unmount_under(&dir)?;
         let grave = self.tmp().join(format!("{id}-removing"));
         if grave.exists() {
             remove_tree(&grave)?;
@@ -322,6 +323,53 @@ impl Layout {
         }
         remove_tree(&grave)
     }
+}
+
+/// Unmounts every mount at or under `dir`, deepest first (lazily, so a
+/// busy mount does not stop the removal): what was mounted there stays
+/// intact wherever it came from. Reads `/proc/self/mountinfo`.
+pub fn unmount_under(dir: &Path) -> Result<()> {
+    let Ok(canon) = fs::canonicalize(dir) else {
+        return Ok(()); // nothing there, nothing mounted
+    };
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return Ok(());
+    };
+    let mut points: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(unescape_mountinfo)
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(&canon))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    points.dedup();
+    for p in points {
+        rustix::mount::unmount(&p, rustix::mount::UnmountFlags::DETACH)
+            .map_err(|e| Error::io(&p, e.into()))?;
+    }
+    Ok(())
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && let Ok(v) =
+                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 4]).unwrap_or("x"), 8)
+        {
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Deletes a tree without crossing into another file system (a mount left
