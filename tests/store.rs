@@ -207,7 +207,7 @@ fn rm_unmounts_what_is_mounted_under_the_plugin_and_keeps_its_data() {
     assert_eq!(std::fs::read(host.join("precious")).unwrap(), b"keep me");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(
-        !mounts.contains(&dir.to_string_lossy().replace(' ', "\\040").to_string()),
+        !mounts.contains(&dir.to_string_lossy().replace(' ', "\\040")),
         "{mounts}"
     );
 }
