@@ -2,35 +2,15 @@
 //! a consistent store (ls works, no half plugin, no staging left after it)
 //! and running the operation again succeeds.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use common::*;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use pluginctl_testkit::registry::Registry;
-
-fn bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("path of the test binary");
-    exe.parent()
-        .and_then(|d| d.parent())
-        .expect("profile dir")
-        .join("pluginctl")
-}
-
-fn pluginctl(root: &Path) -> Command {
-    let mut c = Command::new(bin());
-    c.arg("--root").arg(root).stdin(Stdio::null());
-    c
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
 
 /// A context with enough data that create and install take a while.
 fn big_context(dir: &Path) {

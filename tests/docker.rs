@@ -3,34 +3,14 @@
 //! and serves volumes under Docker; a plugin pushed by Docker installs with
 //! pluginctl with the same config; privileges equal Docker's API answer.
 
+mod common;
+
+use common::*;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
 use pluginctl_testkit::docker::Dockerd;
 use pluginctl_testkit::registry::Registry;
-
-fn pluginctl(root: &Path) -> Command {
-    let exe = std::env::current_exe().expect("path of the test binary");
-    let bin: PathBuf = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("profile dir")
-        .join("pluginctl");
-    let mut c = Command::new(bin);
-    c.arg("--root").arg(root).stdin(Stdio::null());
-    c
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
 
 /// The static sample plugin `cargo xtask test` builds.
 fn volume_plugin() -> PathBuf {

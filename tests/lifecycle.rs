@@ -1,48 +1,13 @@
 //! The registry half of the lifecycle through the binary, against the real
 //! distribution registry: create → push → rm → privileges → install → set.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use common::*;
+
+use std::process::Command;
 
 use pluginctl_testkit::registry::Registry;
-
-fn pluginctl(root: &Path) -> Command {
-    let exe = std::env::current_exe().expect("path of the test binary");
-    let bin: PathBuf = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("profile dir")
-        .join("pluginctl");
-    let mut c = Command::new(bin);
-    c.arg("--root").arg(root).stdin(Stdio::null());
-    c
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn fails(out: &Output) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stderr.clone()).unwrap()
-}
-
-fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/docker-20.10")
-        .join(name)
-}
 
 #[test]
 fn create_push_rm_privileges_install_set() {

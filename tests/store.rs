@@ -1,36 +1,12 @@
 //! The store commands through the binary: create, ls, inspect, rm, gc, with
 //! `inspect` held against what Docker 20.10 printed for the same context.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn pluginctl(root: &Path) -> Command {
-    let exe = std::env::current_exe().expect("path of the test binary");
-    let bin: PathBuf = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("profile dir")
-        .join("pluginctl");
-    let mut c = Command::new(bin);
-    c.arg("--root").arg(root);
-    c
-}
+use common::*;
 
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
-fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/docker-20.10")
-        .join(name)
-}
+use std::path::Path;
+use std::process::Command;
 
 fn sample_context(dir: &Path) {
     std::fs::create_dir_all(dir.join("rootfs")).unwrap();

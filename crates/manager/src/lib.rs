@@ -198,8 +198,22 @@ impl Manager {
         }
         let op = self.layout.operation()?;
         let result = self.create_in(&reference, &id, &dir, context, options);
+        self.finish(op, &id, &reference, result)
+    }
+
+    /// Ends a create or install under the metadata lock: the record is
+    /// completed, unless the operation failed or a racing one finished the
+    /// same name first — then everything it wrote is discarded.
+    pub(crate) fn finish(
+        &self,
+        op: store::OpsGuard,
+        id: &str,
+        name: &Reference,
+        result: Result<Record>,
+    ) -> Result<Record> {
         let lock = self.layout.lock()?;
-        match result {
+        let full = name.to_string();
+        let outcome = match result {
             Ok(mut record) => {
                 if self
                     .layout
@@ -207,21 +221,18 @@ impl Manager {
                     .iter()
                     .any(|r| r.name == full && r.id != id && !r.incomplete)
                 {
-                    drop(op);
-                    self.layout.discard(&lock, &id)?;
-                    return Err(Error::Exists(reference.familiar()));
+                    Err(Error::Exists(name.familiar()))
+                } else {
+                    record.incomplete = false;
+                    self.layout.save(&lock, &record)?;
+                    return Ok(record);
                 }
-                record.incomplete = false;
-                self.layout.save(&lock, &record)?;
-                drop(op);
-                Ok(record)
             }
-            Err(e) => {
-                drop(op);
-                self.layout.discard(&lock, &id)?;
-                Err(e)
-            }
-        }
+            Err(e) => Err(e),
+        };
+        drop(op);
+        self.layout.discard(&lock, id)?;
+        outcome
     }
 
     fn create_in(

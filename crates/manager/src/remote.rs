@@ -175,30 +175,7 @@ impl Manager {
                 &id,
             )
             .await;
-        let lock = self.layout.lock()?;
-        match result {
-            Ok(mut record) => {
-                if self
-                    .layout
-                    .records(&lock)?
-                    .iter()
-                    .any(|x| x.name == full && x.id != id && !x.incomplete)
-                {
-                    drop(op);
-                    self.layout.discard(&lock, &id)?;
-                    return Err(Error::Exists(local.familiar()));
-                }
-                record.incomplete = false;
-                self.layout.save(&lock, &record)?;
-                drop(op);
-                Ok(record)
-            }
-            Err(e) => {
-                drop(op);
-                self.layout.discard(&lock, &id)?;
-                Err(e)
-            }
-        }
+        self.finish(op, &id, &local, result)
     }
 
     #[allow(clippy::too_many_arguments)]

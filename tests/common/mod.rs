@@ -1,0 +1,52 @@
+//! What the store, lifecycle, crash and Docker tests share: the binary
+//! with a root, and the checks of its exit.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// The `pluginctl` binary of this build (`target/<profile>/pluginctl`).
+pub fn bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("path of the test binary");
+    exe.parent()
+        .and_then(|d| d.parent())
+        .expect("target profile directory")
+        .join("pluginctl")
+}
+
+/// `pluginctl --root ROOT`, with no stdin (so never a terminal to ask on).
+pub fn pluginctl(root: &Path) -> Command {
+    let mut c = Command::new(bin());
+    c.arg("--root").arg(root).stdin(Stdio::null());
+    c
+}
+
+/// The stdout of a command that must succeed.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).expect("UTF-8 output")
+}
+
+/// The stderr of a command that must fail with status 1.
+pub fn fails(out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr.clone()).expect("UTF-8 output")
+}
+
+/// A file of `testdata/docker-20.10/`.
+pub fn testdata(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/docker-20.10")
+        .join(name)
+}
