@@ -98,18 +98,67 @@ impl Error {
 /// A result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Called with the layer bytes written so far (at most once per MiB).
+pub type LayerProgress = std::sync::Arc<dyn Fn(u64) + Send + Sync>;
+
 /// How `create` builds the layer.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct CreateOptions {
     /// gzip (the default, as Docker) or zstd.
     pub compression: Compression,
+    /// Told how far the layer is.
+    pub progress: Option<LayerProgress>,
+}
+
+impl std::fmt::Debug for CreateOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateOptions")
+            .field("compression", &self.compression)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
 }
 
 impl CreateOptions {
     /// With this layer compression.
     pub fn compression(compression: Compression) -> CreateOptions {
-        CreateOptions { compression }
+        CreateOptions {
+            compression,
+            progress: None,
+        }
+    }
+
+    /// Reporting layer bytes to `f`.
+    #[must_use]
+    pub fn with_progress(mut self, f: LayerProgress) -> CreateOptions {
+        self.progress = Some(f);
+        self
+    }
+}
+
+/// Counts what passes to the content store, for [`CreateOptions::progress`].
+struct Counted<'a, W> {
+    inner: W,
+    done: u64,
+    last: u64,
+    report: Option<&'a LayerProgress>,
+}
+
+impl<W: std::io::Write> std::io::Write for Counted<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.done += n as u64;
+        if let Some(r) = self.report
+            && self.done - self.last >= 1 << 20
+        {
+            self.last = self.done;
+            r(self.done);
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -117,6 +166,7 @@ impl Default for CreateOptions {
     fn default() -> CreateOptions {
         CreateOptions {
             compression: Compression::GZIP,
+            progress: None,
         }
     }
 }
@@ -291,9 +341,15 @@ impl Manager {
                 // the writer a broken pipe rather than a hang.
                 pluginctl_rootfs::extract::apply_layer(target, reader, &opts)
             });
+            let counted = Counted {
+                inner: &mut w,
+                done: 0,
+                last: 0,
+                report: options.progress.as_ref(),
+            };
             let written = pluginctl_rootfs::layer::write_layer_tee(
                 &rootfs_dir,
-                &mut w,
+                counted,
                 options.compression,
                 threads,
                 Some(&mut writer),

@@ -92,13 +92,27 @@ pub(crate) fn create(g: &Global, a: &CreateArgs) -> Result<()> {
         other => bail!("--compress {other:?}: expected gzip or zstd"),
     };
     let m = g.manager()?;
+    let mut options = CreateOptions::compression(compression);
+    let bar = (!g.quiet).then(|| crate::progress::layer_bar(&a.name));
+    if let Some(shown) = &bar {
+        let shown = shown.clone();
+        options = options.with_progress(std::sync::Arc::new(move |n| shown.set_position(n)));
+    }
     let r = m
-        .create(
-            &a.name,
-            &a.context,
-            &CreateOptions::compression(compression),
-        )
+        .create(&a.name, &a.context, &options)
         .with_context(|| format!("creating plugin {}", a.name))?;
+    if let Some(shown) = bar {
+        shown.finish_and_clear();
+        let layer = &r.layers[0];
+        eprintln!(
+            "{}: layer {} ({} bytes), config {}, manifest {}",
+            r.familiar_name(),
+            layer.digest,
+            layer.size,
+            r.config_digest,
+            r.manifest.digest
+        );
+    }
     warn_unknown(&r);
     println!("{}", r.familiar_name());
     Ok(())

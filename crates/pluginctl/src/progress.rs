@@ -22,6 +22,22 @@ pub(crate) fn attach(client: &Client) -> Client {
     }
 }
 
+/// A byte counter for a layer being written: drawn on a terminal, hidden
+/// otherwise (the caller prints one line when it is done).
+pub(crate) fn layer_bar(name: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{prefix}: layer {bytes} written, {bytes_per_sec} {spinner}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_prefix(name.to_owned());
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}
+
 fn short(d: &Digest) -> &str {
     &d.encoded()[..12.min(d.encoded().len())]
 }
