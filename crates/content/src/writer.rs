@@ -225,6 +225,15 @@ impl Writer {
         }
     }
 
+    /// A reader over the bytes this ingest holds so far, for a caller that
+    /// must hash them itself before resuming a verified transfer (a
+    /// registry download continued with `Range`).
+    pub fn prefix(&mut self) -> Result<impl Read + use<>> {
+        self.flush_buffer()?;
+        let f = File::open(&self.data_path).ctx("opening", &self.data_path)?;
+        Ok(f.take(self.offset))
+    }
+
     /// Throws away everything past `size` (for a caller whose source cannot
     /// resume where the ingest stands) and re-hashes what remains.
     pub fn truncate(&mut self, size: u64) -> Result<()> {

@@ -242,16 +242,37 @@ impl Manager {
             if self.content.contains(&l.digest)? {
                 continue;
             }
-            let mut w = self.content.writer(&format!("pull-{}", l.digest))?;
-            // The registry verifies from byte 0: an ingest left by an
-            // earlier run restarts (a cut within this run resumes by Range).
-            w.truncate(0)?;
-            w.set_total(l.size)?;
+            let reference = format!("pull-{}", l.digest);
+            let mut w = self.content.writer(&reference)?;
+            // What an earlier, interrupted run fetched is hashed again and
+            // the download continues after it (Range); anything odd about
+            // the leftover (too long, another total) starts from zero.
+            let mut resume = None;
+            if w.offset() > 0 && w.offset() <= l.size && w.total().is_none_or(|t| t == l.size) {
+                let mut d = pluginctl_oci::Digester::new(l.digest.algorithm());
+                io::copy(&mut w.prefix()?, &mut d)
+                    .map_err(|e| Error::io(self.content.path(), e))?;
+                resume = Some(d);
+            } else {
+                w.truncate(0)?;
+            }
+            if w.total().is_none() {
+                w.set_total(l.size)?;
+            }
             let mut sink = Ingest(w);
-            client
-                .fetch_blob(r, l, &mut sink, None)
-                .await
-                .map_err(registry_err)?;
+            match client.fetch_blob(r, l, &mut sink, resume).await {
+                Ok(()) => {}
+                Err(
+                    e @ (pluginctl_registry::Error::DigestMismatch { .. }
+                    | pluginctl_registry::Error::SizeMismatch { .. }),
+                ) => {
+                    // Never resume from bytes that did not verify.
+                    drop(sink);
+                    self.content.abort(&reference)?;
+                    return Err(registry_err(e));
+                }
+                Err(e) => return Err(registry_err(e)),
+            }
             sink.0.commit(Some(l.size), Some(&l.digest))?;
         }
         Ok((manifest_digest, config_digest))
