@@ -200,7 +200,9 @@ impl Manager {
         let m = Manager { layout, content };
         if let Some(quiet) = m.layout.quiescent()? {
             let lock = m.layout.lock()?;
-            m.layout.recover(&lock, &quiet)?;
+            for id in m.layout.recover(&lock, &quiet)? {
+                tracing::info!(%id, "rolled back what a crashed command left");
+            }
         }
         Ok(m)
     }
@@ -275,6 +277,7 @@ impl Manager {
                 } else {
                     record.incomplete = false;
                     self.layout.save(&lock, &record)?;
+                    tracing::info!(plugin = %record.familiar_name(), id = %record.id, "recorded");
                     return Ok(record);
                 }
             }
@@ -469,6 +472,7 @@ impl Manager {
             )));
         }
         self.layout.discard(&lock, &record.id)?;
+        tracing::info!(plugin = %record.familiar_name(), id = %record.id, "removed");
         drop(lock);
         self.gc()?;
         Ok(record)

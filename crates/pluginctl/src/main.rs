@@ -84,6 +84,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    tracing_subscriber::fmt()
+        .with_max_level(cli.global.log_level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
     let result = match cli.command {
         Command::Flatten(args) => flatten::run(&args),
         Command::Create(a) => plugins::create(&cli.global, &a),

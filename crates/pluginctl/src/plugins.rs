@@ -25,6 +25,9 @@ pub(crate) struct Global {
     /// No progress output
     #[arg(short, long, global = true)]
     pub(crate) quiet: bool,
+    /// Diagnostics on stderr: error, warn (default), info, debug, trace
+    #[arg(long, global = true, value_name = "LEVEL", default_value = "warn")]
+    pub(crate) log_level: tracing::Level,
 }
 
 impl Global {

@@ -709,7 +709,11 @@ impl Client {
             }
             let method = request.method().clone();
             let headers = request.headers().clone();
+            tracing::debug!(%method, url = %request.url(), "request");
             let result = http.execute(request).await;
+            if let Ok(resp) = &result {
+                tracing::debug!(%method, url = %resp.url(), status = resp.status().as_u16(), "response");
+            }
             let retry_left = retry && attempt < self.inner.retry.max_retries;
             match result {
                 Err(e) => {
