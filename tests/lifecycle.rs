@@ -395,3 +395,70 @@ fn an_image_that_is_not_a_plugin_is_refused() {
             .is_empty()
     );
 }
+
+#[test]
+fn an_index_without_this_platform_is_refused_naming_what_it_has() {
+    let reg = Registry::plain();
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = tmp.path().join("ctx");
+    std::fs::create_dir_all(ctx.join("rootfs")).unwrap();
+    std::fs::write(
+        ctx.join("config.json"),
+        r#"{"interface":{"types":["docker.volumedriver/1.0"],"socket":"s.sock"}}"#,
+    )
+    .unwrap();
+    let src = tmp.path().join("src");
+    let name = format!("{}/test/multi:1", reg.host);
+    ok(&pluginctl(&src)
+        .args(["create", &name])
+        .arg(&ctx)
+        .output()
+        .unwrap());
+    let pushed = ok(&pluginctl(&src).args(["push", &name]).output().unwrap());
+    let words: Vec<&str> = pushed.split_whitespace().collect();
+    let (digest, size) = (words[2], words[4]);
+    let index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
+            {{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"{digest}","size":{size},"platform":{{"os":"windows","architecture":"amd64"}}}},
+            {{"mediaType":"application/vnd.docker.distribution.manifest.v2+json","digest":"{digest}","size":{size},"platform":{{"os":"linux","architecture":"s390x"}}}}]}}"#
+    );
+    let put = Command::new("curl")
+        .args([
+            "-sS",
+            "-f",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.oci.image.index.v1+json",
+            "--data-binary",
+        ])
+        .arg(&index)
+        .arg(format!("http://{}/v2/test/multi/manifests/idx", reg.host))
+        .output()
+        .unwrap();
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    let root = tmp.path().join("root");
+    let err = fails(
+        &pluginctl(&root)
+            .args([
+                "install",
+                "--disable",
+                &format!("{}/test/multi:idx", reg.host),
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("windows/amd64") && err.contains("linux/s390x"),
+        "{err}"
+    );
+    assert!(
+        ok(&pluginctl(&root).args(["ls", "-q"]).output().unwrap())
+            .trim()
+            .is_empty()
+    );
+}
