@@ -36,7 +36,9 @@ pub(crate) fn run() -> Result<()> {
     cargo(&["build", "--release", "--quiet", "-p", "pluginctl"])?;
     let plugin_bin = build_volume_plugin(true)?;
     let pluginctl = root().join("target/release/pluginctl");
-    let work = std::env::temp_dir().join(format!("pluginctl-demo-{}", std::process::id()));
+    // Short: the plugin's socket path (`<work>/run/<64-hex id>/socket/…`)
+    // must fit in a unix socket address for curl to reach it.
+    let work = Path::new("/tmp").join(format!("pcd-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     let result = demo(&work, &pluginctl, &plugin_bin);
     let _ = std::fs::remove_dir_all(&work);
@@ -117,21 +119,77 @@ fn demo(work: &Path, pluginctl: &Path, plugin_bin: &Path) -> Result<()> {
             "state.source=/srv/sample",
         ],
         vec!["inspect", "--format", "{{json .Settings.Mounts}}", &name],
-        vec!["rm", &name],
-        vec!["gc"],
     ];
-    for args in steps {
-        println!("\n$ pluginctl {}", shell_words(&args));
+    let running: Vec<Vec<&str>> = vec![
+        vec!["set", "--grant-all-permissions", &name, "state.source=/tmp"],
+        vec!["enable", &name],
+        vec!["ls"],
+    ];
+    let after: Vec<Vec<&str>> = vec![vec!["disable", &name], vec!["rm", &name], vec!["gc"]];
+    let exec_root = work.join("run");
+    let run = |args: &[&str]| -> Result<()> {
+        println!("\n$ pluginctl {}", shell_words(args));
         let status = Command::new(pluginctl)
             .env("PLUGINCTL_ROOT", &root)
-            .args(&args)
+            .arg("--exec-root")
+            .arg(&exec_root)
+            .args(args)
             .status()
             .map_err(|e| format!("running pluginctl: {e}"))?;
-        if !status.success() {
-            return Err(format!("pluginctl {} failed ({status})", args.join(" ")));
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("pluginctl {} failed ({status})", args.join(" ")))
         }
+    };
+    for args in &steps {
+        run(args)?;
     }
-    println!("\n# Done. Enabling and running the plugin under runc arrives with the runtime.");
+    let is_root =
+        std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
+    if is_root {
+        for args in &running {
+            run(args)?;
+        }
+        // Talk to it: the VolumeDriver protocol on its socket.
+        let id = String::from_utf8_lossy(
+            &Command::new(pluginctl)
+                .env("PLUGINCTL_ROOT", &root)
+                .args(["inspect", "--format", "{{.Id}}", &name])
+                .output()
+                .map_err(|e| e.to_string())?
+                .stdout,
+        )
+        .trim()
+        .to_owned();
+        let sock = exec_root.join(&id).join("socket/sample.sock");
+        for (path, body) in [
+            ("/Plugin.Activate", "{}"),
+            ("/VolumeDriver.Create", r#"{"Name":"demo-volume"}"#),
+            ("/VolumeDriver.List", "{}"),
+        ] {
+            println!(
+                "\n$ curl --unix-socket {} -d '{body}' http://plugin{path}",
+                sock.display()
+            );
+            let out = Command::new("curl")
+                .args(["-sS", "--unix-socket"])
+                .arg(&sock)
+                .args(["-d", body, &format!("http://plugin{path}")])
+                .output()
+                .map_err(|e| format!("running curl: {e}"))?;
+            println!("{}", String::from_utf8_lossy(&out.stdout));
+        }
+    } else {
+        println!("\n# (enable needs root for runc and its mounts; skipped)");
+    }
+    for args in &after {
+        if !is_root && args[0] == "disable" {
+            continue;
+        }
+        run(args)?;
+    }
+    println!("\n# Done.");
     drop(reg);
     Ok(())
 }

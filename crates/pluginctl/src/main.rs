@@ -49,6 +49,10 @@ enum Command {
     Set(plugins::SetArgs),
     /// Upgrade a disabled plugin, keeping its ID, name and settings
     Upgrade(plugins::UpgradeArgs),
+    /// Run a plugin under the OCI runtime until its socket answers
+    Enable(plugins::EnableArgs),
+    /// Stop a running plugin
+    Disable(plugins::DisableArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completion {
         /// The shell
@@ -101,6 +105,8 @@ fn main() -> ExitCode {
         Command::Push(a) => plugins::push(&cli.global, &a),
         Command::Set(a) => plugins::set(&cli.global, &a),
         Command::Upgrade(a) => plugins::upgrade(&cli.global, &a),
+        Command::Enable(a) => plugins::enable(&cli.global, &a),
+        Command::Disable(a) => plugins::disable(&cli.global, &a),
         Command::Completion { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "pluginctl", &mut std::io::stdout());

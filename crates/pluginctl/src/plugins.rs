@@ -25,6 +25,13 @@ pub(crate) struct Global {
     /// No progress output
     #[arg(short, long, global = true)]
     pub(crate) quiet: bool,
+    /// Where running plugins' bundles and sockets live (default
+    /// /run/pluginctl as root, else $XDG_RUNTIME_DIR/pluginctl)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) exec_root: Option<PathBuf>,
+    /// The OCI runtime that runs plugins
+    #[arg(long, global = true, value_name = "PATH|NAME", default_value = "runc")]
+    pub(crate) runtime: String,
     /// Diagnostics on stderr: error, warn (default), info, debug, trace
     #[arg(long, global = true, value_name = "LEVEL", default_value = "warn")]
     pub(crate) log_level: tracing::Level,
@@ -46,6 +53,21 @@ impl Global {
             PathBuf::from,
         );
         data.join("pluginctl")
+    }
+
+    pub(crate) fn run_options(&self) -> pluginctl_manager::RunOptions {
+        let exec_root = self.exec_root.clone().unwrap_or_else(|| {
+            if is_root() {
+                PathBuf::from("/run/pluginctl")
+            } else {
+                std::env::var_os("XDG_RUNTIME_DIR")
+                    .map_or_else(std::env::temp_dir, PathBuf::from)
+                    .join("pluginctl")
+            }
+        });
+        let mut o = pluginctl_manager::RunOptions::new(&exec_root);
+        o.runtime.clone_from(&self.runtime);
+        o
     }
 
     /// A registry client for plugins: Docker's credentials, the plugin
@@ -313,6 +335,13 @@ pub(crate) fn rm(g: &Global, a: &RmArgs) -> Result<()> {
     let m = g.manager()?;
     let mut failed = None;
     for p in &a.plugins {
+        if a.force
+            && let Ok(r) = m.get(p)
+            && r.enabled
+            && let Err(e) = m.disable(&r.id, &g.run_options())
+        {
+            eprintln!("pluginctl: {e}");
+        }
         match m.remove(p, a.force) {
             Ok(r) => println!("{}", r.familiar_name()),
             Err(e) => {
@@ -459,10 +488,8 @@ pub(crate) fn install(g: &Global, a: &InstallArgs) -> Result<()> {
     warn_unknown(&r);
     println!("Installed plugin {}", r.familiar_name());
     if !a.disable {
-        bail!(
-            "{} is installed but cannot be enabled: the runtime is not part of this build yet; it stays disabled (install with --disable to skip this)",
-            r.familiar_name()
-        );
+        m.enable(&r.id, &g.run_options())
+            .with_context(|| format!("{} is installed but stays disabled", r.familiar_name()))?;
     }
     Ok(())
 }
@@ -534,5 +561,38 @@ pub(crate) fn upgrade(g: &Global, a: &UpgradeArgs) -> Result<()> {
         ))
         .with_context(|| format!("upgrading {}", a.name))?;
     println!("Upgraded plugin {} to {}", r.familiar_name(), r.reference);
+    Ok(())
+}
+
+/// `pluginctl enable`.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct EnableArgs {
+    /// Seconds to wait for the plugin's socket
+    #[arg(long, default_value = "30")]
+    timeout: u64,
+    /// The plugin
+    name: String,
+}
+
+pub(crate) fn enable(g: &Global, a: &EnableArgs) -> Result<()> {
+    let m = g.manager()?;
+    let mut opts = g.run_options();
+    opts.timeout = std::time::Duration::from_secs(a.timeout);
+    let r = m.enable(&a.name, &opts)?;
+    println!("{}", r.familiar_name());
+    Ok(())
+}
+
+/// `pluginctl disable`.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct DisableArgs {
+    /// The plugin
+    name: String,
+}
+
+pub(crate) fn disable(g: &Global, a: &DisableArgs) -> Result<()> {
+    let m = g.manager()?;
+    let r = m.disable(&a.name, &g.run_options())?;
+    println!("{}", r.familiar_name());
     Ok(())
 }

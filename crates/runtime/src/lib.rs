@@ -24,4 +24,5 @@
 //! assert!(s["linux"]["namespaces"].as_array().unwrap().iter().all(|n| n["type"] != "network"));
 //! ```
 
+pub mod run;
 pub mod spec;
