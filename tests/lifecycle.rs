@@ -206,7 +206,10 @@ fn create_push_rm_privileges_install_set() {
             .output()
             .unwrap(),
     );
-    assert!(err.contains("stays disabled") && err.contains("exited"), "{err}");
+    assert!(
+        err.contains("stays disabled") && err.contains("exited"),
+        "{err}"
+    );
     let ls = ok(&pluginctl(&root).args(["ls"]).output().unwrap());
     assert!(ls.contains("other:1"), "{ls}");
 }

@@ -83,6 +83,20 @@ fn header_length(resp: &reqwest::Response) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// What a manifest is fetched by: the reference's digest when it has one
+/// (content pinned), else its tag.
+fn manifest_ref(reference: &Reference) -> String {
+    reference.digest().map_or_else(
+        || {
+            reference
+                .tag()
+                .unwrap_or(pluginctl_oci::reference::DEFAULT_TAG)
+                .to_owned()
+        },
+        ToString::to_string,
+    )
+}
+
 /// A short name for a repository in messages: `127.0.0.1:5000/foo/bar`.
 pub(crate) fn repo_name(r: &Reference) -> String {
     format!("{}/{}", r.domain(), r.path())
@@ -114,15 +128,7 @@ impl Client {
         let what = format!("manifest {reference}");
         let host = Client::api_host(reference.domain());
         let path = reference.path().to_owned();
-        let r = reference.digest().map_or_else(
-            || {
-                reference
-                    .tag()
-                    .unwrap_or(pluginctl_oci::reference::DEFAULT_TAG)
-                    .to_owned()
-            },
-            ToString::to_string,
-        );
+        let r = manifest_ref(reference);
         let scope = Scope::pull(&path);
         let mut accept_list = accept.join(", ");
         let mut narrowed = false;
@@ -219,15 +225,7 @@ impl Client {
         let what = format!("manifest {reference}");
         let host = Client::api_host(reference.domain());
         let path = reference.path().to_owned();
-        let r = reference.digest().map_or_else(
-            || {
-                reference
-                    .tag()
-                    .unwrap_or(pluginctl_oci::reference::DEFAULT_TAG)
-                    .to_owned()
-            },
-            ToString::to_string,
-        );
+        let r = manifest_ref(reference);
         let accept = MANIFEST_ACCEPT.join(", ");
         let resp = self
             .send(
