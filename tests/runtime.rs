@@ -140,6 +140,16 @@ fn enable_speak_disable_and_failures() {
         .trim(),
         &id[..12]
     );
+    // Its output is in its log.
+    let logs = ok(&pluginctl(&root)
+        .args(["logs", "--tail", "1", "sample"])
+        .output()
+        .unwrap());
+    assert!(
+        logs.contains("volume-plugin: serving on /run/docker/plugins/sample.sock"),
+        "{logs}"
+    );
+    assert_eq!(logs.lines().count(), 1);
     // The stored rootfs is never written: the plugin's writes go to the overlay.
     assert!(
         !root

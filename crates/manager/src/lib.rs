@@ -629,6 +629,11 @@ impl Manager {
         Ok(record)
     }
 
+    /// Where the plugin's output goes (`plugins/<id>/plugin.log`).
+    pub fn log_path(&self, record: &Record) -> PathBuf {
+        self.layout.plugin_dir(&record.id).join("plugin.log")
+    }
+
     /// `docker plugin disable`: SIGTERM, SIGKILL after 10 s, runtime
     /// delete, everything the enable mounted undone; recorded disabled.
     pub fn disable(&self, what: &str, opts: &RunOptions) -> Result<Record> {

@@ -53,6 +53,8 @@ enum Command {
     Enable(plugins::EnableArgs),
     /// Stop a running plugin
     Disable(plugins::DisableArgs),
+    /// Print a plugin's output (stdout and stderr)
+    Logs(plugins::LogsArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completion {
         /// The shell
@@ -107,6 +109,7 @@ fn main() -> ExitCode {
         Command::Upgrade(a) => plugins::upgrade(&cli.global, &a),
         Command::Enable(a) => plugins::enable(&cli.global, &a),
         Command::Disable(a) => plugins::disable(&cli.global, &a),
+        Command::Logs(a) => plugins::logs(&cli.global, &a),
         Command::Completion { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "pluginctl", &mut std::io::stdout());

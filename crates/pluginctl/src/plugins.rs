@@ -596,3 +596,57 @@ pub(crate) fn disable(g: &Global, a: &DisableArgs) -> Result<()> {
     println!("{}", r.familiar_name());
     Ok(())
 }
+
+/// `pluginctl logs`.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct LogsArgs {
+    /// Keep printing what the plugin writes
+    #[arg(short, long)]
+    follow: bool,
+    /// Only the last N lines
+    #[arg(long, value_name = "N")]
+    tail: Option<usize>,
+    /// The plugin
+    name: String,
+}
+
+pub(crate) fn logs(g: &Global, a: &LogsArgs) -> Result<()> {
+    use std::io::{Read as _, Seek as _};
+    let m = g.manager()?;
+    let record = m.get(&a.name)?;
+    let path = m.log_path(&record);
+    let mut out = std::io::stdout().lock();
+    let mut file = match std::fs::File::open(&path) {
+        Ok(opened) => opened,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !a.follow => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .with_context(|| format!("reading {}", path.display()))?;
+    let lines: Vec<&str> = text.lines().collect();
+    let from = a.tail.map_or(0, |n| lines.len().saturating_sub(n));
+    for l in &lines[from..] {
+        writeln!(out, "{l}")?;
+    }
+    out.flush()?;
+    if a.follow {
+        let mut pos = file.stream_position()?;
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let len = std::fs::metadata(&path).map_or(0, |md| md.len());
+            if len < pos {
+                pos = 0; // rotated or truncated
+            }
+            if len > pos {
+                file.seek(std::io::SeekFrom::Start(pos))?;
+                let mut chunk = Vec::new();
+                file.read_to_end(&mut chunk)?;
+                pos += chunk.len() as u64;
+                out.write_all(&chunk)?;
+                out.flush()?;
+            }
+        }
+    }
+    Ok(())
+}
