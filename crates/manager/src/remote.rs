@@ -511,6 +511,46 @@ pub fn merge_settings(
     out
 }
 
+/// Sets one field of the mount or device `name` in `settings` (copied from
+/// the config on first change), if the config has it and marks the field
+/// settable. `kind` names it in errors; `field` is what `settable` lists.
+#[allow(clippy::too_many_arguments)]
+fn set_named<T: Clone>(
+    pair: &str,
+    kind: &str,
+    config: Option<&Vec<T>>,
+    settings: &mut Option<Vec<T>>,
+    name: &str,
+    id: impl Fn(&T) -> (&String, &Option<Vec<String>>),
+    set: impl Fn(&mut T),
+) -> Result<(), Error> {
+    let field = if kind == "mount" { "source" } else { "path" };
+    let declared = config
+        .into_iter()
+        .flatten()
+        .find(|x| id(x).0 == name)
+        .ok_or_else(|| Error::Invalid(format!("setting {pair:?}: no {kind} {name:?}")))?;
+    if !id(declared)
+        .1
+        .as_ref()
+        .is_some_and(|l| l.iter().any(|s| s == field))
+    {
+        return Err(Error::Invalid(format!(
+            "setting {pair:?}: the {field} of {kind} {name:?} is not settable"
+        )));
+    }
+    let list = settings.get_or_insert_with(Vec::new);
+    match list.iter_mut().find(|x| id(x).0 == name) {
+        Some(x) => set(x),
+        None => {
+            let mut x = declared.clone();
+            set(&mut x);
+            list.push(x);
+        }
+    }
+    Ok(())
+}
+
 /// Applies `KEY=VALUE` pairs with Docker's grammar: `NAME=value` (env),
 /// `MOUNT.source=path`, `DEVICE.path=path`, `args=a b c`; each only where
 /// the config marks it settable.
@@ -531,55 +571,24 @@ pub fn apply_settings(
         }
         if let Some((name, field)) = key.split_once('.') {
             match field {
-                "source" => {
-                    let m = config
-                        .mounts
-                        .iter()
-                        .flatten()
-                        .find(|m| m.name == name)
-                        .ok_or_else(|| {
-                            Error::Invalid(format!("setting {pair:?}: no mount {name:?}"))
-                        })?;
-                    if !settable(&m.settable, "source") {
-                        return Err(Error::Invalid(format!(
-                            "setting {pair:?}: the source of mount {name:?} is not settable"
-                        )));
-                    }
-                    let mounts = settings.mounts.get_or_insert_with(Vec::new);
-                    match mounts.iter_mut().find(|x| x.name == name) {
-                        Some(x) => x.source = Some(value.to_owned()),
-                        None => {
-                            let mut x = m.clone();
-                            x.source = Some(value.to_owned());
-                            mounts.push(x);
-                        }
-                    }
-                }
-                "path" => {
-                    let d = config
-                        .linux
-                        .devices
-                        .iter()
-                        .flatten()
-                        .find(|d| d.name == name)
-                        .ok_or_else(|| {
-                            Error::Invalid(format!("setting {pair:?}: no device {name:?}"))
-                        })?;
-                    if !settable(&d.settable, "path") {
-                        return Err(Error::Invalid(format!(
-                            "setting {pair:?}: the path of device {name:?} is not settable"
-                        )));
-                    }
-                    let devices = settings.devices.get_or_insert_with(Vec::new);
-                    match devices.iter_mut().find(|x| x.name == name) {
-                        Some(x) => x.path = Some(value.to_owned()),
-                        None => {
-                            let mut x = d.clone();
-                            x.path = Some(value.to_owned());
-                            devices.push(x);
-                        }
-                    }
-                }
+                "source" => set_named(
+                    pair,
+                    "mount",
+                    config.mounts.as_ref(),
+                    &mut settings.mounts,
+                    name,
+                    |m: &pluginctl_oci::plugin::PluginMount| (&m.name, &m.settable),
+                    |m| m.source = Some(value.to_owned()),
+                )?,
+                "path" => set_named(
+                    pair,
+                    "device",
+                    config.linux.devices.as_ref(),
+                    &mut settings.devices,
+                    name,
+                    |d: &pluginctl_oci::plugin::PluginDevice| (&d.name, &d.settable),
+                    |d| d.path = Some(value.to_owned()),
+                )?,
                 other => {
                     return Err(Error::Invalid(format!(
                         "setting {pair:?}: unknown field {other:?} (source, path)"

@@ -836,25 +836,7 @@ impl Client {
                     message: "more than 5 redirects".to_owned(),
                 });
             }
-            let from = resp.url().clone();
-            let loc = resp
-                .headers()
-                .get(LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .ok_or_else(|| Error::Protocol {
-                    what: what.to_owned(),
-                    message: format!("HTTP {} without a Location", resp.status().as_u16()),
-                })?;
-            let to = from.join(loc).map_err(|e| Error::Protocol {
-                what: what.to_owned(),
-                message: format!("redirect to {loc:?}: {e}"),
-            })?;
-            if !matches!(to.scheme(), "http" | "https") {
-                return Err(Error::Protocol {
-                    what: what.to_owned(),
-                    message: format!("redirect to {to}: not http(s)"),
-                });
-            }
+            let to = location(what, &resp, "redirect", false)?;
             let target = host_port(&to);
             let mut h = headers.clone();
             if !same_origin(&to, registry) {
@@ -882,6 +864,41 @@ impl Client {
             envelope: Envelope::parse(&body),
         }
     }
+}
+
+/// The `Location` of `resp`, resolved against its URL: a redirect's target
+/// or an upload session's next URL (`kind` says which, for messages). Only
+/// http(s); with `no_downgrade`, not from HTTPS down to plain HTTP.
+pub(crate) fn location(
+    what: What<'_>,
+    resp: &Response,
+    kind: &str,
+    no_downgrade: bool,
+) -> Result<Url> {
+    let fail = |message: String| Error::Protocol {
+        what: what.to_owned(),
+        message,
+    };
+    let loc = resp
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            fail(format!(
+                "HTTP {} without a Location",
+                resp.status().as_u16()
+            ))
+        })?;
+    let from = resp.url();
+    let to = from
+        .join(loc)
+        .map_err(|e| fail(format!("{kind} {loc:?}: {e}")))?;
+    if !matches!(to.scheme(), "http" | "https")
+        || (no_downgrade && from.scheme() == "https" && to.scheme() == "http")
+    {
+        return Err(fail(format!("{kind} to {to} is refused (scheme)")));
+    }
+    Ok(to)
 }
 
 /// An error's message without its leading "what: ".

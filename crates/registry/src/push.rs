@@ -211,7 +211,6 @@ impl Client {
                 Ok(http.post(url).header(CONTENT_LENGTH, 0))
             })
             .await?;
-        let base = resp.url().clone();
         match resp.status() {
             StatusCode::CREATED if mount.is_some() => {
                 self.emit(&Event::Mounted {
@@ -223,7 +222,7 @@ impl Client {
             StatusCode::ACCEPTED => {}
             _ => return Err(Client::status_error(what, resp).await),
         }
-        let mut location = location_of(what, &base, &resp)?;
+        let mut location = location_of(what, &resp)?;
         // OCI distribution 1.1: the registry's smallest acceptable chunk.
         let min_chunk = resp
             .headers()
@@ -276,7 +275,7 @@ impl Client {
                     return Err(Client::status_error(what, resp).await);
                 }
                 if resp.headers().contains_key(LOCATION) {
-                    location = location_of(what, resp.url(), &resp)?;
+                    location = location_of(what, &resp)?;
                 }
                 let next = match resp.headers().get("range").and_then(|v| v.to_str().ok()) {
                     Some(r) => {
@@ -489,30 +488,10 @@ fn retryable(e: &Error) -> bool {
     }
 }
 
-fn location_of(what: &str, base: &Url, resp: &reqwest::Response) -> Result<Url> {
-    let loc = resp
-        .headers()
-        .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| Error::Protocol {
-            what: what.to_owned(),
-            message: format!("HTTP {} without a Location", resp.status().as_u16()),
-        })?;
-    let url = base.join(loc).map_err(|e| Error::Protocol {
-        what: what.to_owned(),
-        message: format!("upload Location {loc:?}: {e}"),
-    })?;
-    // An upload may move to another host (storage behind the registry),
-    // but not off http(s), and not from HTTPS down to plain HTTP.
-    if !matches!(url.scheme(), "http" | "https")
-        || (base.scheme() == "https" && url.scheme() == "http")
-    {
-        return Err(Error::Protocol {
-            what: what.to_owned(),
-            message: format!("the registry sent the upload to {url}, which is refused (scheme)"),
-        });
-    }
-    Ok(url)
+/// An upload session's next URL: it may move to another host (storage
+/// behind the registry), but not off http(s) nor from HTTPS to HTTP.
+fn location_of(what: &str, resp: &reqwest::Response) -> Result<Url> {
+    crate::client::location(what, resp, "upload Location", true)
 }
 
 fn check_digest_header(what: &str, resp: &reqwest::Response, digest: &Digest) -> Result<()> {
