@@ -158,4 +158,45 @@ fn docker_and_pluginctl_install_each_others_plugins() {
         std::fs::read(rootfs.join("volume-plugin")).unwrap(),
         std::fs::read(volume_plugin()).unwrap()
     );
+
+    // pluginctl runs a plugin, Docker uses it: `enable --publish` links its
+    // socket where dockerd discovers legacy plugins.
+    let name = format!("pcpub{}", std::process::id());
+    let run = tmp.path().join("run");
+    let ctl = |args: &[&str]| {
+        let mut c = pluginctl(&root);
+        c.arg("--exec-root").arg(&run).args(args);
+        c.output().unwrap()
+    };
+    ok(&{
+        let mut c = pluginctl(&root);
+        c.args(["create", &name]).arg(&ctx);
+        c.output().unwrap()
+    });
+    ok(&ctl(&["enable", "--publish", &name]));
+    let link = Path::new("/run/docker/plugins").join(format!("{name}.sock"));
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    ok(&docker.docker(&["volume", "create", "-d", &name, "v2"]));
+    let vols = ok(&docker.docker(&["volume", "ls", "--format", "{{.Driver}} {{.Name}}"]));
+    assert!(vols.contains(&format!("{name} v2")), "{vols}");
+    let id = ok(&pluginctl(&root)
+        .args(["inspect", "--format", "{{.Id}}", &name])
+        .output()
+        .unwrap());
+    let host_side = root
+        .join("plugins")
+        .join(id.trim())
+        .join("propagated-mount/v2");
+    assert!(
+        host_side.is_dir(),
+        "the volume is in the plugin's propagated mount"
+    );
+    ok(&docker.docker(&["volume", "rm", "v2"]));
+    assert!(!host_side.exists());
+    ok(&ctl(&["disable", &name]));
+    assert!(
+        std::fs::symlink_metadata(&link).is_err(),
+        "disable unpublishes"
+    );
+    ok(&ctl(&["rm", &name]));
 }

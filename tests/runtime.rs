@@ -140,16 +140,20 @@ fn enable_speak_disable_and_failures() {
         .trim(),
         &id[..12]
     );
-    // Its output is in its log.
+    // Its output is in its log, and the supervisor's word after it.
     let logs = ok(&pluginctl(&root)
-        .args(["logs", "--tail", "1", "sample"])
+        .args(["logs", "--tail", "2", "sample"])
         .output()
         .unwrap());
     assert!(
         logs.contains("volume-plugin: serving on /run/docker/plugins/sample.sock"),
         "{logs}"
     );
-    assert_eq!(logs.lines().count(), 1);
+    assert!(
+        logs.contains("pluginctl supervisor: the plugin is ready"),
+        "{logs}"
+    );
+    assert_eq!(logs.lines().count(), 2);
     // The stored rootfs is never written: the plugin's writes go to the overlay.
     assert!(
         !root
@@ -160,8 +164,14 @@ fn enable_speak_disable_and_failures() {
     );
     let mut c = pluginctl(&root);
     with_run(&mut c);
+    let started = std::time::Instant::now();
     ok(&c.args(["disable", "sample"]).output().unwrap());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the sample plugin exits on SIGTERM: no 10 s grace to wait out"
+    );
     assert_eq!(mounted_under(tmp.path()), 0, "nothing stays mounted");
+    assert_eq!(processes_under(tmp.path()), Vec::<String>::new());
     assert!(!run.join(&id).exists());
     assert!(connect(&sock).is_err());
     assert!(host_side.is_dir(), "data in the propagated mount survives");
@@ -232,4 +242,184 @@ fn enable_speak_disable_and_failures() {
     with_run(&mut c);
     ok(&c.args(["rm", "-f", "sample"]).output().unwrap());
     assert_eq!(mounted_under(tmp.path()), 0);
+    assert_eq!(processes_under(tmp.path()), Vec::<String>::new());
+}
+
+/// Processes that belong to a test's directory: a command line naming it
+/// (supervisors, runc) or a root inside it (the plugin).
+fn processes_under(dir: &Path) -> Vec<String> {
+    let d = dir.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        let root = std::fs::read_link(e.path().join("root")).unwrap_or_default();
+        if cmd.contains(&d) || root.starts_with(dir) {
+            found.push(format!("{pid}: {cmd}"));
+        }
+    }
+    found
+}
+
+/// The plugin's PID as runc knows it, once it runs.
+fn plugin_pid(run: &Path, id: &str) -> Option<i32> {
+    let out = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(run.join("runc"))
+        .args(["state", id])
+        .output()
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    (v["status"] == "running")
+        .then(|| v["pid"].as_i64())?
+        .and_then(|p| i32::try_from(p).ok())
+}
+
+/// The live supervisor's PID, from its lease.
+fn supervisor_pid(run: &Path, id: &str) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(run.join("supervisors").join(format!("{id}.pid")))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    String::from_utf8_lossy(&cmd)
+        .contains("supervise")
+        .then_some(pid)
+}
+
+fn kill9(pid: i32) {
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within {secs} s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn supervisor_restarts_gives_up_and_is_restored() {
+    if !is_root() {
+        eprintln!("runc needs root; CI runs as root");
+        return;
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("prs")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let root = tmp.path().join("root");
+    let run = tmp.path().join("run");
+    let cli = |args: &[&str]| {
+        let mut c = pluginctl(&root);
+        c.arg("--exec-root").arg(&run).args(args);
+        c.output().unwrap()
+    };
+    let ctx = tmp.path().join("ctx");
+    context(&ctx, "/volume-plugin", "");
+    ok(&{
+        let mut c = pluginctl(&root);
+        c.arg("--exec-root")
+            .arg(&run)
+            .args(["create", "sample"])
+            .arg(&ctx);
+        c.output().unwrap()
+    });
+    ok(&cli(&["enable", "sample"]));
+    let id = ok(&cli(&["inspect", "--format", "{{.Id}}", "sample"]))
+        .trim()
+        .to_owned();
+    let sock = run.join(&id).join("socket/sample.sock");
+    assert_eq!(
+        call(&sock, "/VolumeDriver.Create", r#"{"Name":"kept"}"#),
+        r#"{"Err":""}"#
+    );
+
+    // The plugin dies: the supervisor starts it again.
+    let first = plugin_pid(&run, &id).expect("running");
+    kill9(first);
+    let second = wait_for("a restarted plugin", 15, || {
+        plugin_pid(&run, &id).filter(|p| *p != first)
+    });
+    wait_for("the restarted plugin's socket", 15, || connect(&sock).ok());
+    assert!(call(&sock, "/VolumeDriver.List", "{}").contains("kept"));
+    let log = std::fs::read_to_string(root.join("plugins").join(&id).join("plugin.log")).unwrap();
+    assert!(
+        log.contains("was killed by signal 9; restart 1 of 5"),
+        "{log}"
+    );
+
+    // The supervisor dies (the plugin runs on, orphaned): restore takes
+    // over, once; a second restore has nothing to do.
+    let sup = supervisor_pid(&run, &id).expect("a supervisor");
+    kill9(sup);
+    wait_for("the supervisor's end", 10, || {
+        supervisor_pid(&run, &id).is_none().then_some(())
+    });
+    let out = ok(&cli(&["restore"]));
+    assert_eq!(out.trim(), "sample:latest: started");
+    let third = plugin_pid(&run, &id).expect("running again");
+    assert_ne!(third, second);
+    assert_ne!(supervisor_pid(&run, &id), Some(sup));
+    assert!(call(&sock, "/VolumeDriver.List", "{}").contains("kept"));
+    assert_eq!(ok(&cli(&["restore"])).trim(), "sample:latest: running");
+
+    // The plugin dies again and again: after 5 restarts in a minute the
+    // supervisor gives up, records it failed and disabled, and cleans up.
+    let mut last = 0;
+    for _ in 0..10 {
+        let Some(pid) = wait_for("the plugin or the end of its supervisor", 15, || {
+            match (supervisor_pid(&run, &id), plugin_pid(&run, &id)) {
+                (None, _) => Some(None),
+                (Some(_), Some(p)) if p != last => Some(Some(p)),
+                _ => None,
+            }
+        }) else {
+            break;
+        };
+        kill9(pid);
+        last = pid;
+    }
+    wait_for("the supervisor's end", 15, || {
+        supervisor_pid(&run, &id).is_none().then_some(())
+    });
+    let enabled = ok(&cli(&["inspect", "--format", "{{.Enabled}}", "sample"]));
+    assert_eq!(enabled.trim(), "false");
+    let ls = cli(&["ls"]);
+    let warn = String::from_utf8_lossy(&ls.stderr);
+    assert!(
+        warn.contains("failed") && warn.contains("giving up"),
+        "{warn}"
+    );
+    let log = std::fs::read_to_string(root.join("plugins").join(&id).join("plugin.log")).unwrap();
+    assert!(log.contains("restart 5 of 5"), "{log}");
+    assert_eq!(mounted_under(tmp.path()), 0);
+    assert_eq!(processes_under(tmp.path()), Vec::<String>::new());
+    let err = fails(&cli(&["disable", "sample"]));
+    assert!(err.contains("not enabled (it failed"), "{err}");
+    // restore leaves a failed plugin alone; enable clears the failure.
+    assert_eq!(ok(&cli(&["restore"])).trim(), "");
+    ok(&cli(&["enable", "sample"]));
+    assert!(cli(&["ls"]).stderr.is_empty());
+    ok(&cli(&["disable", "sample"]));
+    assert_eq!(mounted_under(tmp.path()), 0);
+    assert_eq!(processes_under(tmp.path()), Vec::<String>::new());
 }

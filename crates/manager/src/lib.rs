@@ -26,9 +26,11 @@ pub use pluginctl_registry as registry;
 pub use pluginctl_rootfs as rootfs;
 
 mod remote;
+mod run;
 pub mod store;
 
 pub use remote::{InstallOptions, apply_settings, merge_settings};
+pub use run::{RestoreResult, RunOptions};
 
 use std::path::{Path, PathBuf};
 
@@ -401,6 +403,8 @@ impl Manager {
             settings: default_settings(&config),
             config,
             enabled: false,
+            failed: None,
+            publish: false,
             created: store::now_rfc3339(),
             incomplete: true,
         };
@@ -553,105 +557,5 @@ pub fn to_plugin(r: &Record) -> Plugin {
         name: r.familiar_name(),
         plugin_reference: r.reference.clone(),
         settings: r.settings.clone(),
-    }
-}
-
-/// Where and how plugins run.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// `<exec-root>`: bundles, rootfs mounts and sockets, one dir per plugin.
-    pub exec_root: PathBuf,
-    /// The OCI runtime (`runc` by default).
-    pub runtime: String,
-    /// How long `enable` waits for the plugin's socket.
-    pub timeout: std::time::Duration,
-}
-
-impl RunOptions {
-    /// Defaults: `runc`, a 30 s timeout.
-    pub fn new(exec_root: &Path) -> RunOptions {
-        RunOptions {
-            exec_root: exec_root.to_owned(),
-            runtime: "runc".to_owned(),
-            timeout: std::time::Duration::from_secs(30),
-        }
-    }
-}
-
-impl Manager {
-    fn run_layout(&self, record: &Record, opts: &RunOptions) -> pluginctl_runtime::run::Layout {
-        pluginctl_runtime::run::Layout {
-            id: record.id.clone(),
-            plugin_dir: self.layout.plugin_dir(&record.id),
-            exec_dir: opts.exec_root.join(&record.id),
-            state_root: opts.exec_root.join("runc"),
-            runtime: opts.runtime.clone(),
-        }
-    }
-
-    /// `docker plugin enable`: runs the plugin under the OCI runtime on an
-    /// overlay of its rootfs (never written to), and returns once its
-    /// socket accepts a connection. On failure the plugin is stopped,
-    /// everything mounted is undone, and the error says what happened.
-    pub fn enable(&self, what: &str, opts: &RunOptions) -> Result<Record> {
-        let _op = self.layout.operation()?;
-        let mut record = self.get(what)?;
-        if record.enabled {
-            return Err(Error::State(format!(
-                "plugin {} is already enabled",
-                record.familiar_name()
-            )));
-        }
-        let layout = self.run_layout(&record, opts);
-        let runerr = |e: pluginctl_runtime::run::RunError| {
-            Error::State(format!("enabling {}: {e}", record.familiar_name()))
-        };
-        // Leftovers of an earlier failure go first.
-        pluginctl_runtime::run::stop(&layout, std::time::Duration::from_secs(1)).map_err(runerr)?;
-        let started = pluginctl_runtime::run::prepare(&layout, &record.config, &record.settings)
-            .and_then(|bundle| pluginctl_runtime::run::start(&layout, &bundle))
-            .and_then(|mut child| {
-                pluginctl_runtime::run::wait_ready(
-                    &layout,
-                    &record.config,
-                    &mut child,
-                    opts.timeout,
-                )
-            });
-        if let Err(e) = started {
-            let _ = pluginctl_runtime::run::stop(&layout, std::time::Duration::from_secs(2));
-            return Err(runerr(e));
-        }
-        let lock = self.layout.lock()?;
-        record.enabled = true;
-        self.layout.save(&lock, &record)?;
-        tracing::info!(plugin = %record.familiar_name(), "enabled");
-        Ok(record)
-    }
-
-    /// Where the plugin's output goes (`plugins/<id>/plugin.log`).
-    pub fn log_path(&self, record: &Record) -> PathBuf {
-        self.layout.plugin_dir(&record.id).join("plugin.log")
-    }
-
-    /// `docker plugin disable`: SIGTERM, SIGKILL after 10 s, runtime
-    /// delete, everything the enable mounted undone; recorded disabled.
-    pub fn disable(&self, what: &str, opts: &RunOptions) -> Result<Record> {
-        let _op = self.layout.operation()?;
-        let mut record = self.get(what)?;
-        if !record.enabled {
-            return Err(Error::State(format!(
-                "plugin {} is not enabled",
-                record.familiar_name()
-            )));
-        }
-        let layout = self.run_layout(&record, opts);
-        pluginctl_runtime::run::stop(&layout, std::time::Duration::from_secs(10))
-            .map_err(|e| Error::State(format!("disabling {}: {e}", record.familiar_name())))?;
-        let lock = self.layout.lock()?;
-        record.enabled = false;
-        self.layout.save(&lock, &record)?;
-        tracing::info!(plugin = %record.familiar_name(), "disabled");
-        Ok(record)
     }
 }

@@ -206,6 +206,8 @@ impl Manager {
             config,
             settings,
             enabled: false,
+            failed: None,
+            publish: false,
             created: store::now_rfc3339(),
             incomplete: true,
         };

@@ -33,6 +33,14 @@ pub struct Record {
     pub settings: PluginSettings,
     /// Whether it should run.
     pub enabled: bool,
+    /// Why its supervisor gave up on it (it kept dying); cleared by the
+    /// next enable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
+    /// Whether its socket is published for legacy plugin discovery
+    /// (`enable --publish`); kept for `restore`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub publish: bool,
     /// Creation time, RFC 3339 UTC.
     pub created: String,
     /// Set while an operation is in flight; a record left so by a crash is

@@ -55,6 +55,12 @@ enum Command {
     Disable(plugins::DisableArgs),
     /// Print a plugin's output (stdout and stderr)
     Logs(plugins::LogsArgs),
+    /// Start every plugin recorded enabled whose supervisor is not running
+    /// (at boot; see docs/pluginctl-restore.service)
+    Restore,
+    /// Internal: a plugin's supervisor, started by `enable`
+    #[command(hide = true)]
+    Supervise(plugins::SuperviseArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completion {
         /// The shell
@@ -110,6 +116,8 @@ fn main() -> ExitCode {
         Command::Enable(a) => plugins::enable(&cli.global, &a),
         Command::Disable(a) => plugins::disable(&cli.global, &a),
         Command::Logs(a) => plugins::logs(&cli.global, &a),
+        Command::Restore => plugins::restore(&cli.global),
+        Command::Supervise(a) => plugins::supervise(&cli.global, &a),
         Command::Completion { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut cmd, "pluginctl", &mut std::io::stdout());

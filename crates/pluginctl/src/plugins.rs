@@ -32,6 +32,14 @@ pub(crate) struct Global {
     /// The OCI runtime that runs plugins
     #[arg(long, global = true, value_name = "PATH|NAME", default_value = "runc")]
     pub(crate) runtime: String,
+    /// Where engines look for legacy plugins' sockets (`enable --publish`)
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        default_value = "/run/docker/plugins"
+    )]
+    pub(crate) publish_dir: PathBuf,
     /// Diagnostics on stderr: error, warn (default), info, debug, trace
     #[arg(long, global = true, value_name = "LEVEL", default_value = "warn")]
     pub(crate) log_level: tracing::Level,
@@ -67,6 +75,11 @@ impl Global {
         });
         let mut o = pluginctl_manager::RunOptions::new(&exec_root);
         o.runtime.clone_from(&self.runtime);
+        o.publish_dir.clone_from(&self.publish_dir);
+        // The supervisor is this very binary (`pluginctl supervise`).
+        if let Ok(exe) = std::env::current_exe() {
+            o.supervisor = vec![exe.into(), "supervise".into()];
+        }
         o
     }
 
@@ -247,6 +260,16 @@ pub(crate) fn ls(g: &Global, a: &LsArgs) -> Result<()> {
         }
         writeln!(out, "{}", line.trim_end())?;
     }
+    out.flush()?;
+    for r in &records {
+        if let Some(why) = &r.failed {
+            eprintln!(
+                "pluginctl: plugin {} failed: {why}; see `pluginctl logs {}`",
+                r.familiar_name(),
+                r.familiar_name()
+            );
+        }
+    }
     Ok(())
 }
 
@@ -335,10 +358,11 @@ pub(crate) fn rm(g: &Global, a: &RmArgs) -> Result<()> {
     let m = g.manager()?;
     let mut failed = None;
     for p in &a.plugins {
+        let opts = g.run_options();
         if a.force
             && let Ok(r) = m.get(p)
-            && r.enabled
-            && let Err(e) = m.disable(&r.id, &g.run_options())
+            && (r.enabled || m.running(&r, &opts).is_some())
+            && let Err(e) = m.disable(&r.id, &opts, true)
         {
             eprintln!("pluginctl: {e}");
         }
@@ -570,6 +594,13 @@ pub(crate) struct EnableArgs {
     /// Seconds to wait for the plugin's socket
     #[arg(long, default_value = "30")]
     timeout: u64,
+    /// Also link the socket where engines discover legacy plugins
+    /// (--publish-dir, /run/docker/plugins/NAME.sock); remembered
+    #[arg(long, conflicts_with = "no_publish")]
+    publish: bool,
+    /// Stop publishing the socket (remembered)
+    #[arg(long)]
+    no_publish: bool,
     /// The plugin
     name: String,
 }
@@ -578,6 +609,11 @@ pub(crate) fn enable(g: &Global, a: &EnableArgs) -> Result<()> {
     let m = g.manager()?;
     let mut opts = g.run_options();
     opts.timeout = std::time::Duration::from_secs(a.timeout);
+    opts.publish = match (a.publish, a.no_publish) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
     let r = m.enable(&a.name, &opts)?;
     println!("{}", r.familiar_name());
     Ok(())
@@ -586,14 +622,59 @@ pub(crate) fn enable(g: &Global, a: &EnableArgs) -> Result<()> {
 /// `pluginctl disable`.
 #[derive(Debug, ClapArgs)]
 pub(crate) struct DisableArgs {
+    /// Kill the plugin at once instead of waiting 10 s after SIGTERM
+    #[arg(short, long)]
+    force: bool,
     /// The plugin
     name: String,
 }
 
 pub(crate) fn disable(g: &Global, a: &DisableArgs) -> Result<()> {
     let m = g.manager()?;
-    let r = m.disable(&a.name, &g.run_options())?;
+    let r = m.disable(&a.name, &g.run_options(), a.force)?;
     println!("{}", r.familiar_name());
+    Ok(())
+}
+
+/// `pluginctl restore`: one line per plugin recorded enabled.
+pub(crate) fn restore(g: &Global) -> Result<()> {
+    let m = g.manager()?;
+    let mut failed = 0;
+    for r in m.restore(&g.run_options())? {
+        match r.result {
+            Ok(true) => println!("{}: started", r.name),
+            Ok(false) => println!("{}: running", r.name),
+            Err(e) => {
+                eprintln!("pluginctl: {e}");
+                failed += 1;
+            }
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} plugin(s) could not be restored");
+    }
+    Ok(())
+}
+
+/// `pluginctl supervise` (hidden): what `enable` starts.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct SuperviseArgs {
+    /// Seconds to wait for the plugin's socket
+    #[arg(long, default_value = "30")]
+    timeout: u64,
+    /// The plugin's ID
+    id: String,
+}
+
+pub(crate) fn supervise(g: &Global, a: &SuperviseArgs) -> Result<()> {
+    // A session of its own: the terminal's signals and hangups are not
+    // its business; `disable` sends it SIGTERM.
+    let _ = rustix::process::setsid();
+    let m = g.manager()?;
+    let mut opts = g.run_options();
+    opts.timeout = std::time::Duration::from_secs(a.timeout);
+    let mut report = std::io::stdout();
+    m.supervise(&a.id, &opts, &mut report)?;
     Ok(())
 }
 
@@ -621,7 +702,14 @@ pub(crate) fn logs(g: &Global, a: &LogsArgs) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !a.follow => return Ok(()),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
+    // The rotated generation first.
     let mut text = String::new();
+    let mut older = path.clone().into_os_string();
+    older.push(".1");
+    if let Ok(mut f) = std::fs::File::open(&older) {
+        f.read_to_string(&mut text)
+            .with_context(|| format!("reading {}", PathBuf::from(&older).display()))?;
+    }
     file.read_to_string(&mut text)
         .with_context(|| format!("reading {}", path.display()))?;
     let lines: Vec<&str> = text.lines().collect();

@@ -1,9 +1,15 @@
 //! Running a Docker managed plugin under a real OCI runtime.
 //!
-//! Built so far: [`spec::build`], the OCI runtime spec dockerd builds for a
-//! plugin, as a pure function of its config, settings and paths, held
-//! against the spec Docker 20.10 wrote. Driving `runc`, the supervisor,
-//! logs and readiness follow (the runtime issue).
+//! - [`spec::build`]: the OCI runtime spec dockerd builds for a plugin, as a
+//!   pure function of its config, settings and paths, held against the
+//!   spec Docker 20.10 wrote.
+//! - [`run`]: the bundle (an overlay over the stored rootfs, which is never
+//!   written), the runtime's `run`, readiness on the socket with the exit
+//!   status and log tail when it does not come, a stop that leaves nothing
+//!   mounted, and publishing the socket for legacy plugin discovery.
+//! - [`supervise`]: the per-plugin supervisor (lease, bounded log, restarts
+//!   with backoff and a cap, SIGTERM to stop) and its report protocol.
+//! - [`activate`]: `Plugin.Activate` and the `Implements` check.
 //!
 //! ```
 //! use pluginctl_oci::{PluginConfig, PluginSettings};
@@ -24,5 +30,7 @@
 //! assert!(s["linux"]["namespaces"].as_array().unwrap().iter().all(|n| n["type"] != "network"));
 //! ```
 
+pub mod activate;
 pub mod run;
 pub mod spec;
+pub mod supervise;

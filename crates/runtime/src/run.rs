@@ -46,6 +46,9 @@ pub struct Layout {
     pub state_root: PathBuf,
     /// The OCI runtime binary (`runc`, `crun`, a path).
     pub runtime: String,
+    /// Where to publish the socket for engines that discover legacy
+    /// plugins (`/run/docker/plugins/<name>.sock`), when asked to.
+    pub publish: Option<PathBuf>,
 }
 
 impl Layout {
@@ -57,6 +60,16 @@ impl Layout {
     /// The plugin's log.
     pub fn log(&self) -> PathBuf {
         self.plugin_dir.join("plugin.log")
+    }
+
+    /// The supervisor's lease: a file locked for as long as a supervisor
+    /// runs this plugin, holding its PID (`<exec-root>/supervisors/<id>.pid`).
+    pub fn lease(&self) -> PathBuf {
+        self.exec_dir
+            .parent()
+            .unwrap_or(&self.exec_dir)
+            .join("supervisors")
+            .join(format!("{}.pid", self.id))
     }
 
     fn rootfs_mount(&self) -> PathBuf {
@@ -161,8 +174,10 @@ pub fn prepare(
     Ok(bundle)
 }
 
-/// Starts the runtime in the foreground of its own session (`setsid`), its
-/// output appended to the plugin's log.
+/// Starts the runtime in the foreground (`runc run`, which waits for the
+/// plugin and exits with its status), the plugin's stdout and stderr
+/// appended to its log. The caller (the supervisor) is already in a
+/// session of its own.
 pub fn start(layout: &Layout, bundle: &Path) -> Result<Child> {
     let log_path = layout.log();
     let log = fs::OpenOptions::new()
@@ -171,8 +186,7 @@ pub fn start(layout: &Layout, bundle: &Path) -> Result<Child> {
         .open(&log_path)
         .map_err(|e| io("opening", &log_path, e))?;
     let err = log.try_clone().map_err(|e| io("opening", &log_path, e))?;
-    Command::new("setsid")
-        .arg(&layout.runtime)
+    Command::new(&layout.runtime)
         .arg("--root")
         .arg(&layout.state_root)
         .arg("run")
@@ -226,7 +240,8 @@ pub fn wait_ready(
         }
         if let Ok(Some(status)) = child.try_wait() {
             return Err(RunError(format!(
-                "the plugin exited ({status}) before its socket {} answered; last lines of {}: {}",
+                "the plugin {} before its socket {} answered; last lines of {}: {}",
+                describe(status),
                 socket.display(),
                 layout.log().display(),
                 log_tail(layout, 20)
@@ -246,7 +261,21 @@ pub fn wait_ready(
     }
 }
 
-fn state(layout: &Layout) -> Option<String> {
+/// How a `runc run` ended, in words: runc exits with the plugin's code,
+/// or 128 + the signal that killed it.
+pub fn describe(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt as _;
+    match (status.code(), status.signal()) {
+        (Some(c), _) if c > 128 && c < 128 + 65 => format!("was killed by signal {}", c - 128),
+        (Some(c), _) => format!("exited with code {c}"),
+        (None, Some(sig)) => format!("ended: the runtime was killed by signal {sig}"),
+        (None, None) => "ended".to_owned(),
+    }
+}
+
+/// The runtime's view of the plugin: `running`, `stopped`… or `None` when
+/// it does not know it.
+pub fn state(layout: &Layout) -> Option<String> {
     let out = layout
         .runtime()
         .arg("state")
@@ -258,6 +287,15 @@ fn state(layout: &Layout) -> Option<String> {
     }
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
     v["status"].as_str().map(str::to_owned)
+}
+
+/// Deletes the container from the runtime's state, whatever it was
+/// doing (`delete --force`); errors are ignored: used before a restart.
+pub fn forget(layout: &Layout) {
+    let _ = layout
+        .runtime()
+        .args(["delete", "--force", &layout.id])
+        .output();
 }
 
 /// Stops the plugin (SIGTERM, then SIGKILL after `grace`), deletes it from
@@ -291,6 +329,7 @@ pub fn stop(layout: &Layout, grace: Duration) -> Result<()> {
             )));
         }
     }
+    unpublish(layout);
     for m in [layout.rootfs_mount(), layout.propagated()] {
         unmount_all(&m)?;
     }
@@ -304,6 +343,45 @@ pub fn stop(layout: &Layout, grace: Duration) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Publishes the plugin's socket for engines that discover legacy plugins
+/// by file name: a symbolic link at [`Layout::publish`] to the socket.
+/// A link of this plugin's (stale or not) is replaced; anything else there
+/// is left alone and named in the error.
+pub fn publish(layout: &Layout, config: &PluginConfig) -> Result<()> {
+    let Some(link) = &layout.publish else {
+        return Ok(());
+    };
+    let target = layout.socket(config);
+    if let Ok(meta) = fs::symlink_metadata(link) {
+        let ours = meta.file_type().is_symlink()
+            && fs::read_link(link).is_ok_and(|t| t.starts_with(&layout.exec_dir));
+        if !ours {
+            return Err(RunError(format!(
+                "publishing the plugin's socket at {}: something else is there already",
+                link.display()
+            )));
+        }
+    }
+    let dir = link.parent().unwrap_or(Path::new("/"));
+    fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+    let tmp = dir.join(format!(".{}.pluginctl-{}", std::process::id(), layout.id));
+    let _ = fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&target, &tmp).map_err(|e| io("linking", &tmp, e))?;
+    fs::rename(&tmp, link).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io("publishing the plugin's socket at", link, e)
+    })
+}
+
+/// Removes the published link, when it is this plugin's.
+fn unpublish(layout: &Layout) {
+    if let Some(link) = &layout.publish
+        && fs::read_link(link).is_ok_and(|t| t.starts_with(&layout.exec_dir))
+    {
+        let _ = fs::remove_file(link);
+    }
 }
 
 /// Unmounts `path` as many times as it is mounted (a bind over itself

@@ -5,8 +5,9 @@
 //! JSON in, JSON out, `{"Err": "…"}` on failure) over HTTP/1.1 on the unix
 //! socket `/run/docker/plugins/$SOCKET` (default `sample.sock`), keeping
 //! volumes under `$VOLUME_ROOT` (default `/data`, the plugin's propagated
-//! mount). std only, so that a static build needs nothing else in its
-//! rootfs.
+//! mount). It exits on SIGTERM or SIGINT, removing its socket: as PID 1
+//! of the plugin's namespace, an unhandled SIGTERM would be ignored. Built
+//! static, so that it needs nothing else in its rootfs.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -37,6 +38,22 @@ fn main() {
             std::process::exit(1);
         }
     };
+    match signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+    ]) {
+        Ok(mut signals) => {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                if let Some(sig) = signals.forever().next() {
+                    eprintln!("volume-plugin: signal {sig}, exiting");
+                    let _ = std::fs::remove_file(&path);
+                    std::process::exit(0);
+                }
+            });
+        }
+        Err(e) => eprintln!("volume-plugin: no signal handling: {e}"),
+    }
     eprintln!(
         "volume-plugin: serving on {}, volumes in {}",
         path.display(),
