@@ -158,11 +158,12 @@ mod tests {
 
     #[test]
     fn responses_by_length_chunks_and_errors() {
+        // The length decides, not the end of the stream.
         let mut r: &[u8] =
-            b"HTTP/1.1 200 OK\r\nContent-Length: 27\r\n\r\n{\"Implements\":[\"IpamDriver\"]}";
+            b"HTTP/1.1 200 OK\r\nContent-Length: 29\r\n\r\n{\"Implements\":[\"IpamDriver\"]}trailing";
         assert_eq!(
             read_response(&mut r).unwrap(),
-            b"{\"Implements\":[\"IpamDriver\"]".to_vec()
+            b"{\"Implements\":[\"IpamDriver\"]}".to_vec()
         );
         let mut r: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n";
         assert_eq!(read_response(&mut r).unwrap(), b"{\"a\":1}".to_vec());
