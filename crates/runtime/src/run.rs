@@ -213,12 +213,14 @@ pub fn log_tail(layout: &Layout, n: usize) -> String {
 }
 
 /// Waits until the plugin's socket accepts a connection, polling with
-/// backoff. Fails when the process exits first (with its status) or the
-/// timeout passes (naming the socket), with the log's last lines.
+/// backoff, until `timeout` after `began` (when the start began). Fails
+/// when the process exits first (with its status) or the time is up
+/// (naming the socket), with the log's last lines.
 pub fn wait_ready(
     layout: &Layout,
     config: &PluginConfig,
     child: &mut Child,
+    began: Instant,
     timeout: Duration,
 ) -> Result<()> {
     let socket = layout.socket(config);
@@ -232,7 +234,7 @@ pub fn wait_ready(
         std::os::fd::AsRawFd::as_raw_fd(&dir),
         config.interface.socket
     );
-    let deadline = Instant::now() + timeout;
+    let deadline = began + timeout;
     let mut delay = Duration::from_millis(5);
     loop {
         if UnixStream::connect(&short).is_ok() {

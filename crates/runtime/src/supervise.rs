@@ -189,6 +189,8 @@ pub fn supervise(
         let _ = report.flush();
         Err(e)
     };
+    // The timeout covers the whole start, not only the wait on the socket.
+    let began = Instant::now();
     let _lease = match acquire(layout) {
         Ok(l) => l,
         Err(e) => return fail(report, e),
@@ -216,7 +218,7 @@ pub fn supervise(
     }
     let first = run::prepare(layout, config, settings).and_then(|bundle| {
         let mut child = run::start(layout, &bundle)?;
-        match run::wait_ready(layout, config, &mut child, policy.timeout) {
+        match run::wait_ready(layout, config, &mut child, began, policy.timeout) {
             Ok(()) => Ok((bundle, child)),
             Err(e) => Err(e),
         }
@@ -227,7 +229,8 @@ pub fn supervise(
     }) {
         Ok(started) => started,
         Err(e) => {
-            let _ = run::stop(layout, Duration::from_secs(2));
+            // It never served: no grace to give.
+            let _ = run::stop(layout, Duration::from_millis(300));
             return fail(report, e);
         }
     };
