@@ -60,7 +60,7 @@ const BENCH_TOOLS: &[Tool] = &[
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let names: Vec<&str> = if args.is_empty() {
-        vec!["content", "rootfs", "registry", "manager"]
+        vec!["content", "rootfs", "registry", "manager", "runtime"]
     } else {
         args.iter().map(String::as_str).collect()
     };
@@ -75,9 +75,10 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             "rootfs" => missed.extend(rootfs(&out_dir, &mut report)?),
             "registry" => missed.extend(registry(&out_dir, &mut report)?),
             "manager" => missed.extend(manager(&out_dir, &mut report)?),
+            "runtime" => missed.extend(runtime(&out_dir, &mut report)?),
             other => {
                 return Err(format!(
-                    "unknown benchmark {other:?} (known: content, rootfs, registry, manager)"
+                    "unknown benchmark {other:?} (known: content, rootfs, registry, manager, runtime)"
                 ));
             }
         }
@@ -865,6 +866,95 @@ fn manager(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
     report.notes.push(format!(
         "manager: contexts in {}, dockerd 20.10 (vfs) and docker-registry with state in {}",
         out_dir.display(),
+        scratch.display()
+    ));
+    let _ = fs::remove_dir_all(&scratch);
+    Ok(missed)
+}
+
+/// Enable-to-ready of the static sample volume plugin: `pluginctl enable`
+/// (returns once the socket answers) vs `docker plugin enable` of the same
+/// context, each disabled again before every run (not timed). Target 2x.
+fn runtime(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
+    cargo(&["build", "--release", "--quiet", "-p", "pluginctl"])?;
+    let plugin = crate::demo::build_volume_plugin(true)?;
+    let pluginctl = root().join("target/release/pluginctl");
+    let scratch = scratch_root(out_dir);
+    let mut missed = Vec::new();
+    let ctx = scratch.join("ctx");
+    for d in ["rootfs/data", "rootfs/run/docker/plugins"] {
+        fs::create_dir_all(ctx.join(d)).map_err(|e| e.to_string())?;
+    }
+    fs::copy(&plugin, ctx.join("rootfs/volume-plugin")).map_err(|e| e.to_string())?;
+    fs::write(
+        ctx.join("config.json"),
+        r#"{"description":"sample","entrypoint":["/volume-plugin"],
+            "interface":{"types":["docker.volumedriver/1.0"],"socket":"sample.sock"},
+            "propagatedMount":"/data","env":[{"name":"VOLUME_ROOT","value":"/data"}]}"#,
+    )
+    .map_err(|e| e.to_string())?;
+    let docker = LocalDocker::start(&scratch.join("docker"))?;
+    let sock = format!("unix://{}", docker.socket.display());
+    let dk = |args: &[&str]| -> Vec<OsString> {
+        let mut v: Vec<OsString> = vec!["/usr/bin/docker".into(), "-H".into(), sock.clone().into()];
+        v.extend(args.iter().map(OsString::from));
+        v
+    };
+    let (root_dir, exec) = (scratch.join("root"), scratch.join("run"));
+    let ctl = |args: &[&str]| -> Vec<OsString> {
+        let mut v: Vec<OsString> = vec![
+            pluginctl.clone().into(),
+            "--root".into(),
+            root_dir.clone().into(),
+            "--exec-root".into(),
+            exec.clone().into(),
+        ];
+        v.extend(args.iter().map(OsString::from));
+        v
+    };
+    let run_argv = |argv: Vec<OsString>| crate::util::run(Command::new(&argv[0]).args(&argv[1..]));
+    run_argv(ctl(&["-q", "create", "bench-sample", &ctx.to_string_lossy()]))?;
+    run_argv(dk(&["plugin", "create", "bench-sample", &ctx.to_string_lossy()]))?;
+    let ours = Side {
+        label: "pluginctl enable".to_owned(),
+        argv: ctl(&["enable", "bench-sample"]),
+        scratch: None,
+        before: Some(ctl(&["disable", "bench-sample"])),
+    };
+    let peer = Side {
+        label: "docker plugin enable".to_owned(),
+        argv: dk(&["plugin", "enable", "bench-sample"]),
+        scratch: None,
+        before: Some(dk(&["plugin", "disable", "bench-sample"])),
+    };
+    let o = compare("enable until the socket answers", 1, &ours, &peer)?;
+    if o.ratio() < 2.0 {
+        missed.push(format!(
+            "enable: {:.2}x docker plugin enable, target 2x",
+            o.ratio()
+        ));
+    }
+    report.rows.push(o);
+    // The supervisor left running by the last enable: its size.
+    let lease = fs::read_dir(exec.join("supervisors"))
+        .ok()
+        .and_then(|mut d| d.next())
+        .and_then(std::result::Result::ok)
+        .map(|e| e.path());
+    if let Some(pid) = lease.and_then(|p| fs::read_to_string(p).ok()) {
+        let status = fs::read_to_string(format!("/proc/{}/status", pid.trim())).unwrap_or_default();
+        if let Some(rss) = status.lines().find(|l| l.starts_with("VmRSS:")) {
+            report.notes.push(format!(
+                "runtime: the supervisor of an enabled plugin: {}",
+                rss.split_whitespace().skip(1).collect::<Vec<_>>().join(" ")
+            ));
+        }
+    }
+    let _ = run_argv(ctl(&["disable", "bench-sample"]));
+    let _ = run_argv(ctl(&["rm", "-f", "bench-sample"]));
+    drop(docker);
+    report.notes.push(format!(
+        "runtime: the static sample volume plugin; pluginctl and dockerd 20.10 (vfs, containerd + runc) state in {}; MB/s is meaningless here, the ratio is the time's",
         scratch.display()
     ));
     let _ = fs::remove_dir_all(&scratch);
