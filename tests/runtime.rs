@@ -426,6 +426,34 @@ fn supervisor_restarts_gives_up_and_is_restored() {
     ok(&cli(&["enable", "sample"]));
     assert!(cli(&["ls"]).stderr.is_empty());
     ok(&cli(&["disable", "sample"]));
+
+    // Two enables at once: one supervisor, and the plugin recorded enabled
+    // whichever finishes last.
+    let spawn = || {
+        let mut c = pluginctl(&root);
+        c.arg("--exec-root").arg(&run).args(["enable", "sample"]);
+        c.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() || b.status.success());
+    for o in [&a, &b] {
+        if !o.status.success() {
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(err.contains("already"), "{err}");
+        }
+    }
+    let enabled = ok(&cli(&["inspect", "--format", "{{.Enabled}}", "sample"]));
+    assert_eq!(enabled.trim(), "true");
+    let supervisors = processes_under(tmp.path())
+        .iter()
+        .filter(|p| p.contains(" supervise "))
+        .count();
+    assert_eq!(supervisors, 1);
+    assert!(connect(&sock).is_ok());
+    ok(&cli(&["disable", "sample"]));
     assert_eq!(mounted_under(tmp.path()), 0);
     assert_eq!(processes_under(tmp.path()), Vec::<String>::new());
 }

@@ -913,8 +913,18 @@ fn runtime(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
         v
     };
     let run_argv = |argv: Vec<OsString>| crate::util::run(Command::new(&argv[0]).args(&argv[1..]));
-    run_argv(ctl(&["-q", "create", "bench-sample", &ctx.to_string_lossy()]))?;
-    run_argv(dk(&["plugin", "create", "bench-sample", &ctx.to_string_lossy()]))?;
+    run_argv(ctl(&[
+        "-q",
+        "create",
+        "bench-sample",
+        &ctx.to_string_lossy(),
+    ]))?;
+    run_argv(dk(&[
+        "plugin",
+        "create",
+        "bench-sample",
+        &ctx.to_string_lossy(),
+    ]))?;
     let ours = Side {
         label: "pluginctl enable".to_owned(),
         argv: ctl(&["enable", "bench-sample"]),

@@ -125,7 +125,13 @@ fn demo(work: &Path, pluginctl: &Path, plugin_bin: &Path) -> Result<()> {
         vec!["enable", &name],
         vec!["ls"],
     ];
-    let after: Vec<Vec<&str>> = vec![vec!["disable", &name], vec!["rm", &name], vec!["gc"]];
+    let after: Vec<Vec<&str>> = vec![
+        vec!["logs", "--tail", "3", &name],
+        vec!["restore"],
+        vec!["disable", &name],
+        vec!["rm", &name],
+        vec!["gc"],
+    ];
     let exec_root = work.join("run");
     let run = |args: &[&str]| -> Result<()> {
         println!("\n$ pluginctl {}", shell_words(args));
@@ -184,7 +190,7 @@ fn demo(work: &Path, pluginctl: &Path, plugin_bin: &Path) -> Result<()> {
         println!("\n# (enable needs root for runc and its mounts; skipped)");
     }
     for args in &after {
-        if !is_root && args[0] == "disable" {
+        if !is_root && ["logs", "restore", "disable"].contains(&args[0]) {
             continue;
         }
         run(args)?;

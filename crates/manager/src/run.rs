@@ -137,9 +137,16 @@ impl Manager {
         }
         let started = self.start_supervisor(&record, opts);
         let lock = self.layout.lock()?;
-        record.enabled = started.is_ok();
-        self.layout.save(&lock, &record)?;
+        let mut now = self.layout.find(&lock, &record.id)?;
+        if started.is_ok() {
+            now.enabled = true;
+        } else if self.running(&now, opts).is_none() {
+            now.enabled = false;
+        }
+        // else: a concurrent enable won the lease; its record stands.
+        self.layout.save(&lock, &now)?;
         drop(lock);
+        record = now;
         for w in started.map_err(|e| Error::State(format!("enabling {name}: {e}")))? {
             tracing::warn!(plugin = %name, "{w}");
         }
