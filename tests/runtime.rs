@@ -192,7 +192,7 @@ fn enable_speak_disable_and_failures() {
             .unwrap(),
     );
     assert!(
-        err.contains("exited") && err.contains("plugin.log"),
+        err.contains("exited with code 1") && err.contains("plugin.log"),
         "{err}"
     );
     assert_eq!(mounted_under(tmp.path()), 0);
@@ -236,10 +236,48 @@ fn enable_speak_disable_and_failures() {
     );
     assert_eq!(mounted_under(tmp.path()), 0);
 
+    // --publish: a link where engines look for legacy plugins, removed by
+    // disable; something else in its place is left alone and named.
+    let pubdir = tmp.path().join("pub");
+    let link = pubdir.join("sample.sock");
+    let with_pub = |c: &mut std::process::Command| {
+        c.arg("--exec-root")
+            .arg(&run)
+            .arg("--publish-dir")
+            .arg(&pubdir);
+    };
+    let mut c = pluginctl(&root);
+    with_pub(&mut c);
+    ok(&c.args(["enable", "--publish", "sample"]).output().unwrap());
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    assert_eq!(
+        call(&link, "/Plugin.Activate", "{}"),
+        r#"{"Implements":["VolumeDriver"]}"#
+    );
+    let mut c = pluginctl(&root);
+    with_pub(&mut c);
+    ok(&c.args(["disable", "sample"]).output().unwrap());
+    assert!(std::fs::symlink_metadata(&link).is_err());
+    std::fs::write(&link, "not a socket").unwrap();
+    let mut c = pluginctl(&root);
+    with_pub(&mut c);
+    let err = fails(&c.args(["enable", "sample"]).output().unwrap());
+    assert!(
+        err.contains(&*link.to_string_lossy()) && err.contains("something else"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&link).unwrap(), "not a socket");
+    assert_eq!(mounted_under(tmp.path()), 0);
+    std::fs::remove_file(&link).unwrap();
+
     // rm -f of an enabled plugin disables it first.
     let mut c = pluginctl(&root);
-    with_run(&mut c);
-    ok(&c.args(["enable", "sample"]).output().unwrap());
+    with_pub(&mut c);
+    ok(&c
+        .args(["enable", "--no-publish", "sample"])
+        .output()
+        .unwrap());
+    assert!(std::fs::symlink_metadata(&link).is_err());
     let mut c = pluginctl(&root);
     with_run(&mut c);
     let err = fails(&c.args(["rm", "sample"]).output().unwrap());
@@ -454,6 +492,28 @@ fn supervisor_restarts_gives_up_and_is_restored() {
     assert_eq!(supervisors, 1);
     assert!(connect(&sock).is_ok());
     ok(&cli(&["disable", "sample"]));
+
+    // An enable killed at any point: the next enable brings the plugin up
+    // (adopting a supervisor that got started), disable clears everything.
+    for delay_ms in [5, 25, 60] {
+        let mut c = pluginctl(&root);
+        c.arg("--exec-root").arg(&run).args(["enable", "sample"]);
+        let mut child = c.spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let again = cli(&["enable", "sample"]);
+        if !again.status.success() {
+            // The killed enable's supervisor may have been recorded by it
+            // already: then it is simply enabled.
+            let err = String::from_utf8_lossy(&again.stderr);
+            assert!(err.contains("already enabled"), "{err}");
+        }
+        assert!(connect(&sock).is_ok(), "enable returns once it serves");
+        ok(&cli(&["disable", "sample"]));
+        assert_eq!(mounted_under(tmp.path()), 0);
+        assert_eq!(processes_under(tmp.path()), Vec::<String>::new());
+    }
     assert_eq!(mounted_under(tmp.path()), 0);
     assert_eq!(processes_under(tmp.path()), Vec::<String>::new());
 }

@@ -121,7 +121,10 @@ impl Manager {
                     "plugin {name} is already enabled (supervisor pid {pid})"
                 )));
             }
-            // An enable that died after starting its supervisor: adopt it.
+            // An enable that died after starting its supervisor: adopt it,
+            // once its plugin serves.
+            self.wait_adopted(&record, opts)
+                .map_err(|e| Error::State(format!("enabling {name}: {e}")))?;
             let lock = self.layout.lock()?;
             record.enabled = true;
             self.layout.save(&lock, &record)?;
@@ -152,6 +155,35 @@ impl Manager {
         }
         tracing::info!(plugin = %name, "enabled");
         Ok(record)
+    }
+
+    /// Waits for the socket of a plugin whose supervisor someone else
+    /// started, as long as that supervisor lives.
+    fn wait_adopted(&self, record: &Record, opts: &RunOptions) -> std::result::Result<(), String> {
+        let layout = self.run_layout(record, opts);
+        let socket = layout.socket(&record.config);
+        let deadline = Instant::now() + opts.timeout;
+        loop {
+            if pluginctl_runtime::activate::connect(&socket).is_ok() {
+                return Ok(());
+            }
+            if supervise::running(&layout).is_none() {
+                return Err(format!(
+                    "the plugin's supervisor ended before {} answered; last lines of {}: {}",
+                    socket.display(),
+                    layout.log().display(),
+                    run::log_tail(&layout, 20)
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "no answer on {} after {} s",
+                    socket.display(),
+                    opts.timeout.as_secs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Starts the supervisor and reads its report: the warnings, once the
