@@ -203,6 +203,32 @@ fn enable_speak_disable_and_failures() {
     .unwrap();
     assert_eq!(v[0]["Enabled"], serde_json::json!(false));
 
+    // A plugin that does not implement what its config declares: enabled,
+    // with a warning from its Plugin.Activate answer.
+    let mistyped = tmp.path().join("mistyped");
+    context(&mistyped, "/volume-plugin", "");
+    let config = std::fs::read_to_string(mistyped.join("config.json"))
+        .unwrap()
+        .replace("docker.volumedriver/1.0", "docker.networkdriver/1.0");
+    std::fs::write(mistyped.join("config.json"), config).unwrap();
+    ok(&pluginctl(&root)
+        .args(["create", "mistyped"])
+        .arg(&mistyped)
+        .output()
+        .unwrap());
+    let mut c = pluginctl(&root);
+    with_run(&mut c);
+    let out = c.args(["enable", "mistyped"]).output().unwrap();
+    let warn = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{warn}");
+    assert!(
+        warn.contains("docker.networkdriver/1.0") && warn.contains("VolumeDriver"),
+        "{warn}"
+    );
+    let mut c = pluginctl(&root);
+    with_run(&mut c);
+    ok(&c.args(["disable", "mistyped"]).output().unwrap());
+
     // A socket that never appears (it is made elsewhere): a timeout naming it.
     let quiet = tmp.path().join("quiet");
     context(

@@ -317,12 +317,23 @@ impl Manager {
             if let Some(p) = Pid::from_raw(i32::try_from(pid).unwrap_or(0)) {
                 let _ = kill_process(p, signal);
             }
-            let deadline = Instant::now() + grace + Duration::from_secs(20);
+            let mut deadline = Instant::now() + grace + Duration::from_secs(20);
+            let mut killed = force;
             while supervise::running(&layout).is_some() {
                 if Instant::now() > deadline {
-                    return Err(Error::State(format!(
-                        "disabling {name}: its supervisor (pid {pid}) did not exit"
-                    )));
+                    if killed {
+                        return Err(Error::State(format!(
+                            "disabling {name}: its supervisor (pid {pid}) survives SIGKILL"
+                        )));
+                    }
+                    // A supervisor stuck in its stop: the stop below does
+                    // its work.
+                    tracing::warn!(plugin = %name, pid, "the supervisor did not stop; killing it");
+                    if let Some(p) = Pid::from_raw(i32::try_from(pid).unwrap_or(0)) {
+                        let _ = kill_process(p, Signal::KILL);
+                    }
+                    killed = true;
+                    deadline = Instant::now() + Duration::from_secs(5);
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
