@@ -138,7 +138,14 @@ impl Manager {
             let lock = self.layout.lock()?;
             self.layout.save(&lock, &record)?;
         }
-        let started = self.start_supervisor(&record, opts);
+        let started = match self.start_supervisor(&record, opts) {
+            // Another supervisor won the lease (a concurrent enable, or one
+            // a killed enable started): its plugin, once it serves.
+            Err(_) if self.running(&record, opts).is_some() => {
+                self.wait_adopted(&record, opts).map(|()| Vec::new())
+            }
+            other => other,
+        };
         let lock = self.layout.lock()?;
         let mut now = self.layout.find(&lock, &record.id)?;
         if started.is_ok() {
@@ -146,7 +153,8 @@ impl Manager {
         } else if self.running(&now, opts).is_none() {
             now.enabled = false;
         }
-        // else: a concurrent enable won the lease; its record stands.
+        // else: a live supervisor whose plugin did not answer in time; its
+        // own enable records it.
         self.layout.save(&lock, &now)?;
         drop(lock);
         record = now;

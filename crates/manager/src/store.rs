@@ -259,8 +259,8 @@ impl Layout {
     /// Switches a plugin to an upgraded record whose rootfs is extracted in
     /// `rootfs.new`: (1) `plugin.json.next` written, (2) `rootfs` renamed
     /// to `rootfs.old`, (3) `rootfs.new` to `rootfs`, (4) the next record
-    /// renamed over `plugin.json`, (5) `rootfs.old` deleted. [`Layout::finish_upgrades`]
-    /// completes or undoes a switch a crash interrupted.
+    /// renamed over `plugin.json`, (5) `rootfs.old` deleted. A switch a
+    /// crash interrupted is completed or undone by `finish_upgrades`.
     pub fn commit_upgrade(&self, _lock: &MetaLock, next: &Record) -> Result<()> {
         let dir = self.plugin_dir(&next.id);
         let next_path = dir.join("plugin.json.next");

@@ -3,6 +3,9 @@
 //! The binary is deliberately thin: argument parsing, output and exit codes.
 //! Everything else lives in `pluginctl-manager` and the crates below it.
 
+// Doc comments here are clap's help text (`NAME[:TAG]`), not rustdoc links.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 mod flatten;
 mod plugins;
 mod progress;
