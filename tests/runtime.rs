@@ -154,6 +154,28 @@ fn enable_speak_disable_and_failures() {
         "{logs}"
     );
     assert_eq!(logs.lines().count(), 2);
+    // Settings and upgrades wait for a disable.
+    let err = fails(
+        &pluginctl(&root)
+            .args(["set", "sample", "VOLUME_ROOT=/x"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("enabled; disable it before changing its settings"),
+        "{err}"
+    );
+    let err = fails(
+        &pluginctl(&root)
+            .args(["upgrade", "sample", "127.0.0.1:1/never/reached:1"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("enabled; disable it before upgrading"),
+        "{err}"
+    );
+
     // The stored rootfs is never written: the plugin's writes go to the overlay.
     assert!(
         !root
