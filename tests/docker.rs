@@ -46,6 +46,31 @@ const CONFIG: &str = r#"{
   "env": [{"name": "VOLUME_ROOT", "value": "/data"}, {"name": "DEBUG", "settable": ["value"], "value": "0"}]
 }"#;
 
+/// An image of one file, the static busybox, imported into `docker`.
+fn busybox_image(docker: &Dockerd, tmp: &Path) -> String {
+    let busybox = ["/usr/bin/busybox", "/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .expect("busybox-static: `cargo xtask test` installs it");
+    let dir = tmp.join("bb");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(busybox, dir.join("busybox")).unwrap();
+    let tar = tmp.join("bb.tar");
+    assert!(
+        std::process::Command::new("tar")
+            .arg("-C")
+            .arg(&dir)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("busybox")
+            .status()
+            .unwrap()
+            .success()
+    );
+    ok(&docker.docker(&["import", &tar.to_string_lossy(), "pcbusybox:1"]));
+    "pcbusybox:1".to_owned()
+}
+
 fn inspect_config(json: &str) -> serde_json::Value {
     let v: serde_json::Value = serde_json::from_str(json).unwrap();
     v[0]["Config"].clone()
@@ -173,9 +198,10 @@ fn docker_and_pluginctl_install_each_others_plugins() {
         c.args(["create", &name]).arg(&ctx);
         c.output().unwrap()
     });
+    let _cleanup = Supervisors(run.clone());
     ok(&ctl(&["enable", "--publish", &name]));
     let link = Path::new("/run/docker/plugins").join(format!("{name}.sock"));
-    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    assert!(std::fs::symlink_metadata(&link).is_ok());
     ok(&docker.docker(&["volume", "create", "-d", &name, "v2"]));
     let vols = ok(&docker.docker(&["volume", "ls", "--format", "{{.Driver}} {{.Name}}"]));
     assert!(vols.contains(&format!("{name} v2")), "{vols}");
@@ -190,6 +216,28 @@ fn docker_and_pluginctl_install_each_others_plugins() {
     assert!(
         host_side.is_dir(),
         "the volume is in the plugin's propagated mount"
+    );
+    // Docker sees the host's path, and a container writes into the volume.
+    let mountpoint =
+        ok(&docker.docker(&["volume", "inspect", "--format", "{{.Mountpoint}}", "v2"]));
+    assert_eq!(mountpoint.trim(), host_side.to_string_lossy());
+    let image = busybox_image(&docker, tmp.path());
+    ok(&docker.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "-v",
+        "v2:/vol",
+        &image,
+        "/busybox",
+        "sh",
+        "-c",
+        "echo written-by-a-container > /vol/file",
+    ]));
+    assert_eq!(
+        std::fs::read_to_string(host_side.join("file")).unwrap(),
+        "written-by-a-container\n"
     );
     ok(&docker.docker(&["volume", "rm", "v2"]));
     assert!(!host_side.exists());

@@ -100,6 +100,7 @@ fn enable_speak_disable_and_failures() {
     let run = tmp
         .path()
         .join("run-under-a-directory-name-long-enough-to-matter");
+    let _cleanup = Supervisors(run.clone());
     let with_run = |c: &mut std::process::Command| {
         c.arg("--exec-root").arg(&run);
     };
@@ -297,11 +298,27 @@ fn enable_speak_disable_and_failures() {
     let mut c = pluginctl(&root);
     with_pub(&mut c);
     ok(&c.args(["enable", "--publish", "sample"]).output().unwrap());
-    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink());
+    // A volume driver is published through the supervisor's proxy, which
+    // answers paths as the host sees them (Docker's managed-plugin rule).
+    assert!(std::os::unix::fs::FileTypeExt::is_socket(
+        &std::fs::symlink_metadata(&link).unwrap().file_type()
+    ));
     assert_eq!(
         call(&link, "/Plugin.Activate", "{}"),
         r#"{"Implements":["VolumeDriver"]}"#
     );
+    let m = call(&link, "/VolumeDriver.Mount", r#"{"Name":"v1","ID":"c2"}"#);
+    let want = format!(r#"{{"Mountpoint":"{}","Err":""}}"#, host_side.display());
+    assert_eq!(m, want);
+    let listed = call(&link, "/VolumeDriver.List", "{}");
+    assert!(listed.contains(&*host_side.to_string_lossy()), "{listed}");
+    // Straight to the plugin, its own view.
+    let id2 = ok(&pluginctl(&root)
+        .args(["inspect", "--format", "{{.Id}}", "sample"])
+        .output()
+        .unwrap());
+    let direct = run.join(id2.trim()).join("socket/sample.sock");
+    assert!(call(&direct, "/VolumeDriver.List", "{}").contains(r#""/data/v1""#));
     let mut c = pluginctl(&root);
     with_pub(&mut c);
     ok(&c.args(["disable", "sample"]).output().unwrap());
@@ -420,6 +437,7 @@ fn supervisor_restarts_gives_up_and_is_restored() {
         .unwrap();
     let root = tmp.path().join("root");
     let run = tmp.path().join("run");
+    let _cleanup = Supervisors(run.clone());
     let cli = |args: &[&str]| {
         let mut c = pluginctl(&root);
         c.arg("--exec-root").arg(&run).args(args);

@@ -50,3 +50,39 @@ pub fn testdata(name: &str) -> PathBuf {
         .join("../testdata/docker-20.10")
         .join(name)
 }
+
+/// Stops the plugins a test left running under an exec root, whether the
+/// test passed or panicked: each supervisor gets SIGTERM (it stops its
+/// plugin, unpublishes and unmounts), and a supervisor still there after
+/// 15 s gets SIGKILL. Declare it after the temporary directory, so that it
+/// drops first.
+pub struct Supervisors(pub PathBuf);
+
+impl Drop for Supervisors {
+    fn drop(&mut self) {
+        let live = |dir: &Path| -> Vec<String> {
+            std::fs::read_dir(dir.join("supervisors"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+                .map(|p| p.trim().to_owned())
+                .filter(|p| {
+                    std::fs::read(format!("/proc/{p}/cmdline"))
+                        .is_ok_and(|c| String::from_utf8_lossy(&c).contains("supervise"))
+                })
+                .collect()
+        };
+        let signal = |sig: &str, pids: &[String]| {
+            for p in pids {
+                let _ = Command::new("kill").args([sig, p]).status();
+            }
+        };
+        signal("-TERM", &live(&self.0));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while !live(&self.0).is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        signal("-KILL", &live(&self.0));
+    }
+}

@@ -50,8 +50,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// System tools the test tiers need, as (command, Debian package). The
-/// registry and runtime issues add `docker-registry`, `runc`, `skopeo`.
+/// System tools the test tiers need, as (command, Debian package).
 const TEST_TOOLS: &[tools::Tool] = &[
     tools::Tool {
         command: "umoci",
@@ -79,6 +78,17 @@ const TEST_TOOLS: &[tools::Tool] = &[
     tools::Tool {
         command: "curl",
         package: "curl",
+    },
+    // The runtime tier runs plugins under runc (docker.io brings it too).
+    tools::Tool {
+        command: "runc",
+        package: "runc",
+    },
+    // A static shell for a container image of one file: Docker runs it
+    // with a volume our published plugin serves.
+    tools::Tool {
+        command: "busybox",
+        package: "busybox-static",
     },
 ];
 

@@ -10,6 +10,9 @@
 //! - [`supervise`]: the per-plugin supervisor (lease, bounded log, restarts
 //!   with backoff and a cap, SIGTERM to stop) and its report protocol.
 //! - [`activate`]: `Plugin.Activate` and the `Implements` check.
+//! - [`publish`]: the proxy that publishes a volume driver for legacy
+//!   discovery with its paths rewritten to the host's, as Docker does for
+//!   its managed plugins.
 //!
 //! ```
 //! use pluginctl_oci::{PluginConfig, PluginSettings};
@@ -31,6 +34,7 @@
 //! ```
 
 pub mod activate;
+pub mod publish;
 pub mod run;
 pub mod spec;
 pub mod supervise;

@@ -5,6 +5,7 @@
 
 use std::fs;
 use std::io::Write as _;
+use std::os::unix::fs::MetadataExt as _;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -348,26 +349,58 @@ pub fn stop(layout: &Layout, grace: Duration) -> Result<()> {
 }
 
 /// Publishes the plugin's socket for engines that discover legacy plugins
-/// by file name: a symbolic link at [`Layout::publish`] to the socket.
-/// A link of this plugin's (stale or not) is replaced; anything else there
-/// is left alone and named in the error.
+/// by file name, at [`Layout::publish`]: a volume driver through the path
+/// rewriting proxy of [`crate::publish`] (its listener lives as long as
+/// this process), any other plugin as a symbolic link to its socket. What
+/// this plugin published before (a link into its exec dir, or the socket
+/// it recorded) and a dead socket are replaced; anything else there is left
+/// alone and named in the error.
 pub fn publish(layout: &Layout, config: &PluginConfig) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt as _;
     let Some(link) = &layout.publish else {
         return Ok(());
     };
     let target = layout.socket(config);
     if let Ok(meta) = fs::symlink_metadata(link) {
-        let ours = meta.file_type().is_symlink()
-            && fs::read_link(link).is_ok_and(|t| t.starts_with(&layout.exec_dir));
+        let ft = meta.file_type();
+        let ours = (ft.is_symlink()
+            && fs::read_link(link).is_ok_and(|t| t.starts_with(&layout.exec_dir)))
+            || published_here(layout, link)
+            || (ft.is_socket() && crate::activate::connect(link).is_err());
         if !ours {
             return Err(RunError(format!(
                 "publishing the plugin's socket at {}: something else is there already",
                 link.display()
             )));
         }
+        fs::remove_file(link).map_err(|e| io("removing", link, e))?;
     }
     let dir = link.parent().unwrap_or(Path::new("/"));
     fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+    let volume_driver = config
+        .interface
+        .types
+        .iter()
+        .flatten()
+        .any(|t| t.prefix == "docker" && t.capability == "volumedriver");
+    if volume_driver {
+        let rewrite = crate::publish::Rewrite {
+            propagated_mount: config.propagated_mount.clone(),
+            propagated_host: layout.propagated(),
+            rootfs_host: layout.rootfs_mount(),
+        };
+        crate::publish::proxy(link, target, rewrite)
+            .map_err(|e| io("publishing the plugin's socket at", link, e))?;
+        // What unpublish may remove: this very socket, by inode.
+        let meta = fs::symlink_metadata(link).map_err(|e| io("publishing at", link, e))?;
+        let marker = layout.exec_dir.join("published");
+        fs::write(
+            &marker,
+            format!("{} {}\n{}", meta.dev(), meta.ino(), link.display()),
+        )
+        .map_err(|e| io("writing", &marker, e))?;
+        return Ok(());
+    }
     let tmp = dir.join(format!(".{}.pluginctl-{}", std::process::id(), layout.id));
     let _ = fs::remove_file(&tmp);
     std::os::unix::fs::symlink(&target, &tmp).map_err(|e| io("linking", &tmp, e))?;
@@ -377,10 +410,23 @@ pub fn publish(layout: &Layout, config: &PluginConfig) -> Result<()> {
     })
 }
 
-/// Removes the published link, when it is this plugin's.
+/// Whether `link` is the socket this plugin's publish recorded.
+fn published_here(layout: &Layout, link: &Path) -> bool {
+    let Ok(text) = fs::read_to_string(layout.exec_dir.join("published")) else {
+        return false;
+    };
+    let Ok(meta) = fs::symlink_metadata(link) else {
+        return false;
+    };
+    text.lines().next() == Some(&format!("{} {}", meta.dev(), meta.ino()))
+        && text.lines().nth(1) == Some(&*link.to_string_lossy())
+}
+
+/// Removes what publish made, when it is this plugin's.
 fn unpublish(layout: &Layout) {
     if let Some(link) = &layout.publish
-        && fs::read_link(link).is_ok_and(|t| t.starts_with(&layout.exec_dir))
+        && (fs::read_link(link).is_ok_and(|t| t.starts_with(&layout.exec_dir))
+            || published_here(layout, link))
     {
         let _ = fs::remove_file(link);
     }

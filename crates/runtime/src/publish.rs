@@ -1,0 +1,355 @@
+//! Publishing a running plugin's socket for engines that discover legacy
+//! plugins by file name (`/run/docker/plugins/<name>.sock`).
+//!
+//! Most plugins are published with a symbolic link to their socket. A
+//! volume driver cannot be: the paths it answers (`Mountpoint`) are in its
+//! own view of the filesystem, and dockerd uses a legacy plugin's paths as
+//! they are. Docker rewrites them for its managed plugins (a path under the
+//! propagated mount to the host side of it, anything else into the
+//! plugin's rootfs); for a published volume driver the supervisor does the
+//! same in a small HTTP/1.1 proxy that listens at the published path.
+
+use std::io::{BufRead, BufReader, Read as _};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+
+use crate::activate::connect;
+
+/// How a volume driver's paths map to the host.
+#[derive(Debug, Clone)]
+pub struct Rewrite {
+    /// The plugin's propagated mount, in its view (`/data`); empty if none.
+    pub propagated_mount: String,
+    /// The host side of the propagated mount.
+    pub propagated_host: PathBuf,
+    /// The plugin's rootfs as the host sees it while it runs.
+    pub rootfs_host: PathBuf,
+}
+
+impl Rewrite {
+    /// The host path for a path the plugin answered; empty stays empty.
+    pub fn host_path(&self, p: &str) -> String {
+        if p.is_empty() || !p.starts_with('/') {
+            return p.to_owned();
+        }
+        let pm = self.propagated_mount.trim_end_matches('/');
+        if !pm.is_empty()
+            && let Some(rest) = p.strip_prefix(pm)
+            && (rest.is_empty() || rest.starts_with('/'))
+        {
+            return join(&self.propagated_host, rest);
+        }
+        join(&self.rootfs_host, p)
+    }
+
+    /// Rewrites the `Mountpoint`s of a VolumeDriver answer (`Mount`,
+    /// `Path`: top level; `Get`: `Volume`; `List`: `Volumes[]`).
+    pub fn answer(&self, v: &mut serde_json::Value) {
+        let fix = |m: &mut serde_json::Value| {
+            if let Some(s) = m.get("Mountpoint").and_then(|s| s.as_str()) {
+                let host = self.host_path(s);
+                m["Mountpoint"] = serde_json::Value::String(host);
+            }
+        };
+        fix(v);
+        if let Some(vol) = v.get_mut("Volume").filter(|x| x.is_object()) {
+            fix(vol);
+        }
+        if let Some(list) = v.get_mut("Volumes").and_then(|l| l.as_array_mut()) {
+            list.iter_mut().filter(|x| x.is_object()).for_each(fix);
+        }
+    }
+}
+
+fn join(base: &Path, rest: &str) -> String {
+    let rest = rest.trim_start_matches('/');
+    if rest.is_empty() {
+        base.to_string_lossy().into_owned()
+    } else {
+        base.join(rest).to_string_lossy().into_owned()
+    }
+}
+
+/// A message's head and body, as read off a connection.
+struct Message {
+    /// The request or status line.
+    first: String,
+    /// Headers other than the framing ones (length, chunking, connection).
+    headers: Vec<String>,
+    body: Vec<u8>,
+    /// Whether the sender asked to close after it.
+    close: bool,
+}
+
+const BODY_LIMIT: u64 = 16 << 20;
+
+/// Reads one HTTP/1.1 message; `None` on a clean end before it starts.
+/// `until_eof`: a response without a length runs to the end.
+fn read_message(r: &mut impl BufRead, until_eof: bool) -> std::io::Result<Option<Message>> {
+    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_owned());
+    let mut first = String::new();
+    if r.read_line(&mut first)? == 0 {
+        return Ok(None);
+    }
+    let first = first.trim_end().to_owned();
+    let (mut headers, mut length, mut chunked, mut close) = (Vec::new(), None, false, false);
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h)? == 0 {
+            return Err(bad("the connection ended inside the headers"));
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if headers.len() > 100 {
+            return Err(bad("too many headers"));
+        }
+        let (k, v) = h.split_once(':').unwrap_or((h, ""));
+        let v = v.trim();
+        if k.eq_ignore_ascii_case("content-length") {
+            length = Some(v.parse::<u64>().map_err(|_| bad("a bad Content-Length"))?);
+        } else if k.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = v.eq_ignore_ascii_case("chunked");
+        } else if k.eq_ignore_ascii_case("connection") {
+            close = v.eq_ignore_ascii_case("close");
+        } else {
+            headers.push(h.to_owned());
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size)?;
+            let size = u64::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
+                .map_err(|_| bad("a bad chunk size"))?;
+            if body.len() as u64 + size > BODY_LIMIT {
+                return Err(bad("a body past 16 MiB"));
+            }
+            if size == 0 {
+                // Trailers, up to the empty line.
+                loop {
+                    let mut t = String::new();
+                    if r.read_line(&mut t)? == 0 || t.trim_end().is_empty() {
+                        break;
+                    }
+                }
+                break;
+            }
+            r.take(size).read_to_end(&mut body)?;
+            let mut crlf = String::new();
+            r.read_line(&mut crlf)?;
+        }
+    } else if let Some(n) = length {
+        if n > BODY_LIMIT {
+            return Err(bad("a body past 16 MiB"));
+        }
+        r.take(n).read_to_end(&mut body)?;
+        if body.len() as u64 != n {
+            return Err(bad("the connection ended inside the body"));
+        }
+    } else if until_eof {
+        r.take(BODY_LIMIT).read_to_end(&mut body)?;
+        close = true;
+    }
+    Ok(Some(Message {
+        first,
+        headers,
+        body,
+        close,
+    }))
+}
+
+fn write_message(w: &mut impl std::io::Write, m: &Message, close: bool) -> std::io::Result<()> {
+    use std::fmt::Write as _;
+    let mut head = format!("{}\r\n", m.first);
+    for h in &m.headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    let _ = write!(head, "Content-Length: {}\r\n", m.body.len());
+    if close {
+        head.push_str("Connection: close\r\n");
+    }
+    head.push_str("\r\n");
+    w.write_all(head.as_bytes())?;
+    w.write_all(&m.body)?;
+    w.flush()
+}
+
+/// Serves one engine connection: each request is passed to the plugin on
+/// a connection of its own, and the answer back, its paths rewritten.
+fn serve(client: UnixStream, plugin: &Path, rewrite: &Rewrite) -> std::io::Result<()> {
+    let mut out = client.try_clone()?;
+    let mut reader = BufReader::new(client);
+    while let Some(request) = read_message(&mut reader, false)? {
+        let path = request
+            .first
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .to_owned();
+        let upstream = connect(plugin)?;
+        let mut up_out = upstream.try_clone()?;
+        write_message(&mut up_out, &request, true)?;
+        let mut response = read_message(&mut BufReader::new(upstream), true)?.ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "the plugin closed without answering",
+            )
+        })?;
+        if path.starts_with("/VolumeDriver.")
+            && let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&response.body)
+        {
+            rewrite.answer(&mut v);
+            response.body = v.to_string().into_bytes();
+        }
+        write_message(&mut out, &response, request.close)?;
+        if request.close {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Listens at `at` (a path of any length: bound through its directory's
+/// descriptor) and proxies every connection to the plugin's socket, on
+/// threads of their own, for the life of the process.
+pub fn proxy(at: &Path, plugin: PathBuf, rewrite: Rewrite) -> std::io::Result<()> {
+    let dir = std::fs::File::open(at.parent().unwrap_or(Path::new("/")))?;
+    let name = at
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("a path without a file name"))?;
+    let short = format!(
+        "/proc/self/fd/{}/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&dir),
+        name.to_string_lossy()
+    );
+    let listener = UnixListener::bind(short)?;
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let (plugin, rewrite) = (plugin.clone(), rewrite.clone());
+            std::thread::spawn(move || {
+                let _ = serve(conn, &plugin, &rewrite);
+            });
+        }
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    fn rewrite() -> Rewrite {
+        Rewrite {
+            propagated_mount: "/data".into(),
+            propagated_host: "/var/lib/pluginctl/plugins/ID/propagated-mount".into(),
+            rootfs_host: "/run/pluginctl/ID/rootfs".into(),
+        }
+    }
+
+    #[test]
+    fn paths_go_where_docker_scopes_them() {
+        let r = rewrite();
+        assert_eq!(
+            r.host_path("/data/v1"),
+            "/var/lib/pluginctl/plugins/ID/propagated-mount/v1"
+        );
+        assert_eq!(
+            r.host_path("/data"),
+            "/var/lib/pluginctl/plugins/ID/propagated-mount"
+        );
+        assert_eq!(
+            r.host_path("/database/v1"),
+            "/run/pluginctl/ID/rootfs/database/v1"
+        );
+        assert_eq!(r.host_path(""), "");
+        let mut v = serde_json::json!({
+            "Mountpoint": "/data/a",
+            "Volume": {"Name": "b", "Mountpoint": "/data/b"},
+            "Volumes": [{"Name": "c", "Mountpoint": "/data/c"}, {"Name": "d"}],
+            "Err": ""
+        });
+        r.answer(&mut v);
+        assert_eq!(
+            v["Mountpoint"],
+            "/var/lib/pluginctl/plugins/ID/propagated-mount/a"
+        );
+        assert_eq!(
+            v["Volume"]["Mountpoint"],
+            "/var/lib/pluginctl/plugins/ID/propagated-mount/b"
+        );
+        assert_eq!(
+            v["Volumes"][0]["Mountpoint"],
+            "/var/lib/pluginctl/plugins/ID/propagated-mount/c"
+        );
+        assert!(v["Volumes"][1].get("Mountpoint").is_none());
+    }
+
+    #[test]
+    fn a_keep_alive_engine_connection_through_the_proxy() {
+        let tmp = tempfile::tempdir().unwrap();
+        let plugin = tmp.path().join("plugin.sock");
+        let listener = UnixListener::bind(&plugin).unwrap();
+        // The plugin: one request per connection; a chunked answer.
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let mut out = conn.try_clone().unwrap();
+                let req = read_message(&mut BufReader::new(conn), false)
+                    .unwrap()
+                    .unwrap();
+                let body = if req.first.contains("/VolumeDriver.Mount") {
+                    assert_eq!(req.body, br#"{"Name":"v1","ID":"c"}"#);
+                    r#"{"Mountpoint":"/data/v1","Err":""}"#.to_owned()
+                } else {
+                    r#"{"Implements":["VolumeDriver"]}"#.to_owned()
+                };
+                write!(
+                    out,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+                    body.len()
+                )
+                .unwrap();
+            }
+        });
+        let at = tmp.path().join("published.sock");
+        proxy(&at, plugin, rewrite()).unwrap();
+        let conn = UnixStream::connect(&at).unwrap();
+        let mut w = conn.try_clone().unwrap();
+        let mut r = BufReader::new(conn);
+        for (path, body, want) in [
+            ("/Plugin.Activate", "", r#"{"Implements":["VolumeDriver"]}"#),
+            (
+                "/VolumeDriver.Mount",
+                r#"{"Name":"v1","ID":"c"}"#,
+                r#"{"Mountpoint":"/var/lib/pluginctl/plugins/ID/propagated-mount/v1","Err":""}"#,
+            ),
+        ] {
+            write!(
+                w,
+                "POST {path} HTTP/1.1\r\nHost: plugin\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .unwrap();
+            let answer = read_message(&mut r, false).unwrap().unwrap();
+            assert_eq!(answer.first, "HTTP/1.1 200 OK");
+            assert!(answer.headers.iter().any(|h| h.starts_with("Content-Type")));
+            assert_eq!(String::from_utf8(answer.body).unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn broken_messages_are_errors() {
+        let mut r: &[u8] = b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nshort";
+        assert!(read_message(&mut r, false).is_err());
+        let mut r: &[u8] = b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n";
+        assert!(read_message(&mut r, false).is_err());
+        let mut r: &[u8] = b"POST / HTTP/1.1\r\nHost: a\r\n";
+        assert!(read_message(&mut r, false).is_err());
+        let mut r: &[u8] = b"";
+        assert!(read_message(&mut r, false).unwrap().is_none());
+    }
+}
