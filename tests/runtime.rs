@@ -374,6 +374,23 @@ fn processes_under(dir: &Path) -> Vec<String> {
     found
 }
 
+/// Lazily unmounts everything under `dir`, deepest first.
+fn unmount_under(dir: &Path) {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let mut points: Vec<&str> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| Path::new(p).starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        let _ = std::process::Command::new("umount")
+            .args(["-l", p])
+            .status();
+    }
+    assert_eq!(mounted_under(dir), 0);
+}
+
 /// The plugin's PID as runc knows it, once it runs.
 fn plugin_pid(run: &Path, id: &str) -> Option<i32> {
     let out = std::process::Command::new("runc")
@@ -463,7 +480,13 @@ fn supervisor_restarts_gives_up_and_is_restored() {
         r#"{"Err":""}"#
     );
 
-    // The plugin dies: the supervisor starts it again.
+    // The plugin dies: the supervisor starts it again, and says so in the
+    // log a `logs -f` is following.
+    let mut follow = pluginctl(&root)
+        .args(["logs", "-f", "sample"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let first = plugin_pid(&run, &id).expect("running");
     kill9(first);
     let second = wait_for("a restarted plugin", 15, || {
@@ -476,6 +499,10 @@ fn supervisor_restarts_gives_up_and_is_restored() {
         log.contains("was killed by signal 9; restart 1 of 5"),
         "{log}"
     );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let _ = follow.kill();
+    let followed = String::from_utf8(follow.wait_with_output().unwrap().stdout).unwrap();
+    assert!(followed.contains("restart 1 of 5"), "logs -f: {followed}");
 
     // The supervisor dies (the plugin runs on, orphaned): restore takes
     // over, once; a second restore has nothing to do.
@@ -491,6 +518,19 @@ fn supervisor_restarts_gives_up_and_is_restored() {
     assert_ne!(supervisor_pid(&run, &id), Some(sup));
     assert!(call(&sock, "/VolumeDriver.List", "{}").contains("kept"));
     assert_eq!(ok(&cli(&["restore"])).trim(), "sample:latest: running");
+
+    // A reboot: nothing runs, nothing is mounted, the exec root (a tmpfs
+    // in real life) is empty; the record still says enabled.
+    kill9(supervisor_pid(&run, &id).expect("a supervisor"));
+    let _ = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(run.join("runc"))
+        .args(["delete", "--force", &id])
+        .status();
+    unmount_under(tmp.path());
+    std::fs::remove_dir_all(&run).unwrap();
+    assert_eq!(ok(&cli(&["restore"])).trim(), "sample:latest: started");
+    assert!(call(&sock, "/VolumeDriver.List", "{}").contains("kept"));
 
     // The plugin dies again and again: after 5 restarts in a minute the
     // supervisor gives up, records it failed and disabled, and cleans up.
