@@ -621,6 +621,23 @@ fn supervisor_restarts_gives_up_and_is_restored() {
         assert_eq!(mounted_under(tmp.path()), 0);
         assert_eq!(processes_under(tmp.path()), Vec::<String>::new());
     }
+
+    // A running plugin whose record says disabled (an enable still in
+    // progress, or killed after the start): rm, set and upgrade refuse it,
+    // and disable stops it.
+    ok(&cli(&["enable", "sample"]));
+    let record = root.join("plugins").join(&id).join("plugin.json");
+    let text = std::fs::read_to_string(&record).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["enabled"] = serde_json::json!(false);
+    std::fs::write(&record, v.to_string()).unwrap();
+    let err = fails(&cli(&["rm", "sample"]));
+    assert!(err.contains("is enabled"), "{err}");
+    let err = fails(&cli(&["set", "sample", "VOLUME_ROOT=/x"]));
+    assert!(err.contains("is enabled"), "{err}");
+    assert!(connect(&sock).is_ok());
+    // The place it runs is recorded: a disable without --exec-root finds it.
+    ok(&pluginctl(&root).args(["disable", "sample"]).output().unwrap());
     assert_eq!(mounted_under(tmp.path()), 0);
     assert_eq!(processes_under(tmp.path()), Vec::<String>::new());
 }

@@ -77,6 +77,9 @@ pub enum Error {
     /// The registry failed (its message names the reference or digest).
     #[error("{0}")]
     Registry(String),
+    /// A file operation failed; the message names the path.
+    #[error("{0}")]
+    Fs(std::io::Error),
     /// A file operation failed.
     #[error("{}: {source}", path.display())]
     Io {
@@ -405,6 +408,7 @@ impl Manager {
             enabled: false,
             failed: None,
             publish: false,
+            run: None,
             created: store::now_rfc3339(),
             incomplete: true,
         };
@@ -469,9 +473,12 @@ impl Manager {
         let _op = self.layout.operation()?;
         let lock = self.layout.lock()?;
         let record = self.layout.find(&lock, what)?;
-        if record.enabled && !force {
+        if !force {
+            self.refuse_running(&record, "removing it, or use --force")?;
+        } else if let Some(pid) = self.running(&record) {
+            // Never delete a rootfs a plugin runs on.
             return Err(Error::State(format!(
-                "plugin {} is enabled; disable it first, or use --force",
+                "plugin {} still runs (supervisor pid {pid}); disable it first",
                 record.familiar_name()
             )));
         }

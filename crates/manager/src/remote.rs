@@ -208,6 +208,7 @@ impl Manager {
             enabled: false,
             failed: None,
             publish: false,
+            run: None,
             created: store::now_rfc3339(),
             incomplete: true,
         };
@@ -297,12 +298,7 @@ impl Manager {
     ) -> Result<Record, Error> {
         let _op = self.layout.operation()?;
         let old = self.get(what)?;
-        if old.enabled {
-            return Err(Error::State(format!(
-                "plugin {} is enabled; disable it before upgrading",
-                old.familiar_name()
-            )));
-        }
+        self.refuse_running(&old, "upgrading")?;
         let source = reference.map_or_else(|| old.reference.clone(), str::to_owned);
         if source.is_empty() {
             return Err(Error::Invalid(format!(
@@ -429,12 +425,7 @@ impl Manager {
     ) -> Result<Record, Error> {
         let lock = self.layout.lock()?;
         let mut record = self.layout.find(&lock, what)?;
-        if record.enabled {
-            return Err(Error::State(format!(
-                "plugin {} is enabled; disable it before changing its settings",
-                record.familiar_name()
-            )));
-        }
+        self.refuse_running(&record, "changing its settings")?;
         let before = pluginctl_privileges::compute(&record.config, Some(&record.settings));
         let mut settings = record.settings.clone();
         apply_settings(&record.config, &mut settings, pairs)?;

@@ -13,6 +13,7 @@ use pluginctl_oci::Reference;
 use pluginctl_runtime::run::{self, Layout as RunLayout};
 use pluginctl_runtime::supervise::{self, Outcome, Policy};
 
+use crate::store::RunPlace;
 use crate::{Error, Manager, Record, Result};
 
 /// Where and how plugins run.
@@ -75,23 +76,62 @@ fn published_at(dir: &Path, record: &Record) -> PathBuf {
     dir.join(format!("{name}.sock"))
 }
 
+impl RunPlace {
+    /// The place the options name.
+    pub fn of(opts: &RunOptions) -> RunPlace {
+        RunPlace {
+            exec_root: opts.exec_root.clone(),
+            runtime: opts.runtime.clone(),
+            publish_dir: opts.publish_dir.clone(),
+        }
+    }
+}
+
 impl Manager {
-    fn run_layout(&self, record: &Record, opts: &RunOptions) -> RunLayout {
+    fn layout_at(&self, record: &Record, place: &RunPlace) -> RunLayout {
         RunLayout {
             id: record.id.clone(),
             plugin_dir: self.layout.plugin_dir(&record.id),
-            exec_dir: opts.exec_root.join(&record.id),
-            state_root: opts.exec_root.join("runc"),
-            runtime: opts.runtime.clone(),
+            exec_dir: place.exec_root.join(&record.id),
+            state_root: place.exec_root.join("runc"),
+            runtime: place.runtime.clone(),
             publish: record
                 .publish
-                .then(|| published_at(&opts.publish_dir, record)),
+                .then(|| published_at(&place.publish_dir, record)),
         }
     }
 
-    /// The PID of the plugin's live supervisor, if it has one.
-    pub fn running(&self, record: &Record, opts: &RunOptions) -> Option<u32> {
-        supervise::running(&self.run_layout(record, opts))
+    /// Where the plugin runs or ran: as recorded, else as the options say.
+    fn place(record: &Record, opts: &RunOptions) -> RunPlace {
+        record.run.clone().unwrap_or_else(|| RunPlace::of(opts))
+    }
+
+    /// The PID of the plugin's live supervisor, if it has one (`0` for a
+    /// supervisor that has not written it yet).
+    pub fn running(&self, record: &Record) -> Option<u32> {
+        let place = record.run.as_ref()?;
+        supervise::running(&self.layout_at(record, place))
+    }
+
+    /// Refuses a plugin that runs, whatever its record says (an enable in
+    /// progress records it only once it serves).
+    pub(crate) fn refuse_running(&self, record: &Record, doing: &str) -> Result<()> {
+        if record.enabled || self.running(record).is_some() {
+            return Err(Error::State(format!(
+                "plugin {} is enabled; disable it before {doing}",
+                record.familiar_name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Changes a record under the metadata lock, from its current state.
+    fn update(&self, id: &str, f: impl FnOnce(&mut Record)) -> Result<Record> {
+        let lock = self.layout.lock()?;
+        let mut r = self.layout.find(&lock, id)?;
+        f(&mut r);
+        self.layout.save(&lock, &r)?;
+        Ok(r)
     }
 
     /// Where the plugin's output goes (`plugins/<id>/plugin.log`; rotated
@@ -102,20 +142,23 @@ impl Manager {
 
     /// Where the plugin's socket is on the host while it runs.
     pub fn socket_path(&self, record: &Record, opts: &RunOptions) -> PathBuf {
-        self.run_layout(record, opts).socket(&record.config)
+        self.layout_at(record, &Self::place(record, opts))
+            .socket(&record.config)
     }
 
     /// `docker plugin enable`: starts the plugin's supervisor, which runs
     /// it under the OCI runtime on an overlay of its rootfs (never written
     /// to), and returns once its socket accepts a connection. On failure
     /// the plugin is stopped, everything mounted is undone, it stays
-    /// disabled, and the error says what happened. A plugin recorded
-    /// enabled whose supervisor is gone is started again.
+    /// disabled (with the reason recorded as `failed`), and the error says
+    /// what happened. A plugin recorded enabled whose supervisor is gone
+    /// is started again.
     pub fn enable(&self, what: &str, opts: &RunOptions) -> Result<Record> {
         let _op = self.layout.operation()?;
-        let mut record = self.get(what)?;
+        let record = self.get(what)?;
         let name = record.familiar_name();
-        if let Some(pid) = self.running(&record, opts) {
+        let fail = |e: String| Error::State(format!("enabling {name}: {e}"));
+        if let Some(pid) = self.running(&record) {
             if record.enabled {
                 return Err(Error::State(format!(
                     "plugin {name} is already enabled (supervisor pid {pid})"
@@ -123,42 +166,43 @@ impl Manager {
             }
             // An enable that died after starting its supervisor: adopt it,
             // once its plugin serves.
-            self.wait_adopted(&record, opts)
-                .map_err(|e| Error::State(format!("enabling {name}: {e}")))?;
-            let lock = self.layout.lock()?;
-            record.enabled = true;
-            self.layout.save(&lock, &record)?;
-            return Ok(record);
+            let place = Self::place(&record, opts);
+            self.wait_adopted(&record, &place, opts.timeout)
+                .map_err(fail)?;
+            return self.update(&record.id, |r| r.enabled = true);
         }
-        if let Some(p) = opts.publish {
-            record.publish = p;
+        let place = RunPlace::of(opts);
+        if let Some(old) = record.run.as_ref().filter(|p| **p != place) {
+            // Leftovers where it ran before, since it starts elsewhere now.
+            let _ = run::stop(&self.layout_at(&record, old), Duration::from_secs(1));
         }
-        record.failed = None;
-        {
-            let lock = self.layout.lock()?;
-            self.layout.save(&lock, &record)?;
-        }
-        let started = match self.start_supervisor(&record, opts) {
+        let record = self.update(&record.id, |r| {
+            if let Some(p) = opts.publish {
+                r.publish = p;
+            }
+            r.failed = None;
+            r.run = Some(place.clone());
+        })?;
+        let started = match self.start_supervisor(&record, &place, opts.timeout, &opts.supervisor) {
             // Another supervisor won the lease (a concurrent enable, or one
             // a killed enable started): its plugin, once it serves.
-            Err(_) if self.running(&record, opts).is_some() => {
-                self.wait_adopted(&record, opts).map(|()| Vec::new())
-            }
+            Err(_) if self.running(&record).is_some() => self
+                .wait_adopted(&record, &place, opts.timeout)
+                .map(|()| Vec::new()),
             other => other,
         };
-        let lock = self.layout.lock()?;
-        let mut now = self.layout.find(&lock, &record.id)?;
-        if started.is_ok() {
-            now.enabled = true;
-        } else if self.running(&now, opts).is_none() {
-            now.enabled = false;
-        }
-        // else: a live supervisor whose plugin did not answer in time; its
-        // own enable records it.
-        self.layout.save(&lock, &now)?;
-        drop(lock);
-        record = now;
-        for w in started.map_err(|e| Error::State(format!("enabling {name}: {e}")))? {
+        let running = self.running(&record).is_some();
+        let record = self.update(&record.id, |r| match &started {
+            Ok(_) => r.enabled = true,
+            // A live supervisor whose plugin did not answer in time: its
+            // own enable records it.
+            Err(_) if running => {}
+            Err(e) => {
+                r.enabled = false;
+                r.failed = Some(e.clone());
+            }
+        })?;
+        for w in started.map_err(fail)? {
             tracing::warn!(plugin = %name, "{w}");
         }
         tracing::info!(plugin = %name, "enabled");
@@ -167,10 +211,15 @@ impl Manager {
 
     /// Waits for the socket of a plugin whose supervisor someone else
     /// started, as long as that supervisor lives.
-    fn wait_adopted(&self, record: &Record, opts: &RunOptions) -> std::result::Result<(), String> {
-        let layout = self.run_layout(record, opts);
+    fn wait_adopted(
+        &self,
+        record: &Record,
+        place: &RunPlace,
+        timeout: Duration,
+    ) -> std::result::Result<(), String> {
+        let layout = self.layout_at(record, place);
         let socket = layout.socket(&record.config);
-        let deadline = Instant::now() + opts.timeout;
+        let deadline = Instant::now() + timeout;
         loop {
             if pluginctl_runtime::activate::connect(&socket).is_ok() {
                 return Ok(());
@@ -187,7 +236,7 @@ impl Manager {
                 return Err(format!(
                     "no answer on {} after {} s",
                     socket.display(),
-                    opts.timeout.as_secs()
+                    timeout.as_secs()
                 ));
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -195,21 +244,23 @@ impl Manager {
     }
 
     /// Starts the supervisor and reads its report: the warnings, once the
-    /// plugin is ready; the reason, when it is not.
+    /// plugin is ready; the reason, when it is not. A supervisor that says
+    /// nothing for the timeout and 15 s more is killed, with its runtime.
     fn start_supervisor(
         &self,
         record: &Record,
-        opts: &RunOptions,
+        place: &RunPlace,
+        timeout: Duration,
+        supervisor: &[OsString],
     ) -> std::result::Result<Vec<String>, String> {
-        let layout = self.run_layout(record, opts);
+        let layout = self.layout_at(record, place);
         let log_path = layout.log();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
             .map_err(|e| format!("opening {}: {e}", log_path.display()))?;
-        let (program, args) = opts
-            .supervisor
+        let (program, args) = supervisor
             .split_first()
             .ok_or("no supervisor command is set")?;
         let mut child = Command::new(program)
@@ -217,39 +268,65 @@ impl Manager {
             .arg("--root")
             .arg(self.layout.root())
             .arg("--exec-root")
-            .arg(&opts.exec_root)
+            .arg(&place.exec_root)
             .arg("--runtime")
-            .arg(&opts.runtime)
+            .arg(&place.runtime)
             .arg("--publish-dir")
-            .arg(&opts.publish_dir)
+            .arg(&place.publish_dir)
             .arg("--timeout")
-            .arg(opts.timeout.as_secs().max(1).to_string())
+            .arg(timeout.as_secs().max(1).to_string())
             .arg(&record.id)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
             .map_err(|e| format!("starting the supervisor {}: {e}", program.to_string_lossy()))?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let out = child.stdout.take().expect("piped");
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + timeout + Duration::from_secs(15);
         let mut warnings = Vec::new();
-        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
         loop {
-            match lines.next() {
-                Some(Ok(l)) if l == "ready" => return Ok(warnings),
-                Some(Ok(l)) => match l.strip_prefix("error: ") {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(l) if l == "ready" => return Ok(warnings),
+                Ok(l) => match l.strip_prefix("error: ") {
                     Some(e) => {
                         let _ = child.wait();
                         return Err(e.to_owned());
                     }
                     None => warnings.push(l.strip_prefix("warning: ").unwrap_or(&l).to_owned()),
                 },
-                Some(Err(_)) | None => {
+                Err(gone) => {
+                    let silent = gone == std::sync::mpsc::RecvTimeoutError::Timeout;
+                    if silent {
+                        kill_group(child.id(), true);
+                    }
                     let status = child
                         .wait()
                         .map_or_else(|e| e.to_string(), |s| s.to_string());
-                    // Whatever it left behind goes.
-                    let _ = run::stop(&layout, Duration::from_secs(2));
+                    // What it left behind goes, unless another supervisor
+                    // holds the plugin now.
+                    if supervise::running(&layout).is_none() {
+                        let _ = run::stop(&layout, Duration::from_secs(2));
+                    }
+                    let what = if silent {
+                        format!(
+                            "the supervisor said nothing for {} s and was killed",
+                            (timeout + Duration::from_secs(15)).as_secs()
+                        )
+                    } else {
+                        format!("the supervisor ended ({status}) before the plugin was ready")
+                    };
                     return Err(format!(
-                        "the supervisor ended ({status}) before the plugin was ready; last lines of {}: {}",
+                        "{what}; last lines of {}: {}",
                         log_path.display(),
                         run::log_tail(&layout, 20)
                     ));
@@ -274,7 +351,7 @@ impl Manager {
                 return Err(e);
             }
         };
-        let layout = self.run_layout(&record, opts);
+        let layout = self.layout_at(&record, &RunPlace::of(opts));
         let policy = Policy {
             timeout: opts.timeout,
             ..Policy::default()
@@ -283,11 +360,10 @@ impl Manager {
             supervise::supervise(&layout, &record.config, &record.settings, &policy, report)
                 .map_err(|e| Error::State(e.to_string()))?;
         if let Outcome::Failed(reason) = outcome {
-            let lock = self.layout.lock()?;
-            let mut now = self.layout.find(&lock, &record.id)?;
-            now.enabled = false;
-            now.failed = Some(reason.clone());
-            self.layout.save(&lock, &now)?;
+            self.update(&record.id, |r| {
+                r.enabled = false;
+                r.failed = Some(reason.clone());
+            })?;
             return Err(Error::State(format!(
                 "plugin {}: {reason}",
                 record.familiar_name()
@@ -299,13 +375,15 @@ impl Manager {
     /// `docker plugin disable`: the supervisor stops the plugin (SIGTERM,
     /// SIGKILL after 10 s; at once with `force`), deletes it from the
     /// runtime, unmounts everything and exits; whatever a dead supervisor
-    /// left is cleared here. Recorded disabled.
+    /// left is cleared here, holding the plugin's lease so that no
+    /// supervisor starts meanwhile. Recorded disabled.
     pub fn disable(&self, what: &str, opts: &RunOptions, force: bool) -> Result<Record> {
         let _op = self.layout.operation()?;
-        let mut record = self.get(what)?;
+        let record = self.get(what)?;
         let name = record.familiar_name();
-        let layout = self.run_layout(&record, opts);
-        let pid = supervise::running(&layout);
+        let layout = self.layout_at(&record, &Self::place(&record, opts));
+        let fail = |e: String| Error::State(format!("disabling {name}: {e}"));
+        let mut pid = supervise::running(&layout);
         if !record.enabled && pid.is_none() {
             let why = record
                 .failed
@@ -319,56 +397,76 @@ impl Manager {
         } else {
             Policy::default().grace
         };
+        // A supervisor that holds its lease but has not written its PID yet
+        // writes it in a moment.
+        let wrote = Instant::now() + Duration::from_secs(2);
+        while pid == Some(0) && Instant::now() < wrote {
+            std::thread::sleep(Duration::from_millis(10));
+            pid = supervise::running(&layout);
+        }
         if let Some(pid) = pid.filter(|p| *p > 0) {
-            use rustix::process::{Pid, Signal, kill_process};
-            let signal = if force { Signal::KILL } else { Signal::TERM };
-            if let Some(p) = Pid::from_raw(i32::try_from(pid).unwrap_or(0)) {
-                let _ = kill_process(p, signal);
-            }
+            kill_group(pid, force);
             let mut deadline = Instant::now() + grace + Duration::from_secs(20);
             let mut killed = force;
             while supervise::running(&layout).is_some() {
                 if Instant::now() > deadline {
                     if killed {
-                        return Err(Error::State(format!(
-                            "disabling {name}: its supervisor (pid {pid}) survives SIGKILL"
-                        )));
+                        return Err(fail(format!("its supervisor (pid {pid}) survives SIGKILL")));
                     }
                     // A supervisor stuck in its stop: the stop below does
                     // its work.
                     tracing::warn!(plugin = %name, pid, "the supervisor did not stop; killing it");
-                    if let Some(p) = Pid::from_raw(i32::try_from(pid).unwrap_or(0)) {
-                        let _ = kill_process(p, Signal::KILL);
-                    }
+                    kill_group(pid, true);
                     killed = true;
                     deadline = Instant::now() + Duration::from_secs(5);
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        run::stop(&layout, grace).map_err(|e| Error::State(format!("disabling {name}: {e}")))?;
-        let lock = self.layout.lock()?;
-        record.enabled = false;
-        self.layout.save(&lock, &record)?;
+        let lease = supervise::acquire(&layout).map_err(|e| fail(e.to_string()))?;
+        run::stop(&layout, grace).map_err(|e| fail(e.to_string()))?;
+        drop(lease);
+        let record = self.update(&record.id, |r| r.enabled = false)?;
         tracing::info!(plugin = %name, "disabled");
         Ok(record)
     }
 
     /// Starts every plugin recorded enabled whose supervisor is not running
-    /// (after a reboot, or a killed supervisor). Running ones are left
-    /// alone, so it can be run any number of times.
+    /// (after a reboot, or a killed supervisor), where it ran before.
+    /// Running ones are left alone, so it can be run any number of times.
     pub fn restore(&self, opts: &RunOptions) -> Result<Vec<RestoreResult>> {
         let mut done = Vec::new();
         for record in self.list()?.into_iter().filter(|r| r.enabled) {
             let name = record.familiar_name();
-            let result = if self.running(&record, opts).is_some() {
+            let result = if self.running(&record).is_some() {
                 Ok(false)
             } else {
-                self.enable(&record.id, opts).map(|_| true)
+                let mut o = opts.clone();
+                if let Some(p) = &record.run {
+                    o.exec_root.clone_from(&p.exec_root);
+                    o.runtime.clone_from(&p.runtime);
+                    o.publish_dir.clone_from(&p.publish_dir);
+                }
+                self.enable(&record.id, &o).map(|_| true)
             };
             done.push(RestoreResult { name, result });
         }
         Ok(done)
+    }
+}
+
+/// SIGTERM (or SIGKILL) to a supervisor, and with `kill`, to its whole
+/// process group (it leads one: `setsid`), the runtime's process included.
+fn kill_group(pid: u32, kill: bool) {
+    use rustix::process::{Pid, Signal, kill_process, kill_process_group};
+    let Some(p) = Pid::from_raw(i32::try_from(pid).unwrap_or(0)) else {
+        return;
+    };
+    if kill {
+        let _ = kill_process_group(p, Signal::KILL);
+        let _ = kill_process(p, Signal::KILL);
+    } else {
+        let _ = kill_process(p, Signal::TERM);
     }
 }
 

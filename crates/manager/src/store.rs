@@ -41,12 +41,27 @@ pub struct Record {
     /// (`enable --publish`); kept for `restore`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub publish: bool,
+    /// Where it was last started: what disable, rm and restore use, so
+    /// that they find it whatever options they are given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunPlace>,
     /// Creation time, RFC 3339 UTC.
     pub created: String,
     /// Set while an operation is in flight; a record left so by a crash is
     /// rolled back by the next command.
     #[serde(default)]
     pub incomplete: bool,
+}
+
+/// Where a plugin runs: the exec root, the OCI runtime, the publish dir.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunPlace {
+    /// `<exec-root>`.
+    pub exec_root: PathBuf,
+    /// The OCI runtime.
+    pub runtime: String,
+    /// Where a published socket goes.
+    pub publish_dir: PathBuf,
 }
 
 impl Record {
@@ -333,110 +348,15 @@ impl Layout {
     }
 }
 
-/// Unmounts every mount at or under `dir`, deepest first (lazily, so a
-/// busy mount does not stop the removal): what was mounted there stays
-/// intact wherever it came from. Reads `/proc/self/mountinfo`.
+/// Unmounts everything mounted at or under `dir` (deepest first).
 pub fn unmount_under(dir: &Path) -> Result<()> {
-    let Ok(canon) = fs::canonicalize(dir) else {
-        return Ok(()); // nothing there, nothing mounted
-    };
-    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
-        return Ok(());
-    };
-    let mut points: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(unescape_mountinfo)
-        .map(PathBuf::from)
-        .filter(|p| p.starts_with(&canon))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    points.dedup();
-    for p in points {
-        rustix::mount::unmount(&p, rustix::mount::UnmountFlags::DETACH)
-            .map_err(|e| Error::io(&p, e.into()))?;
-    }
-    Ok(())
-}
-
-/// mountinfo escapes space, tab, newline and backslash as octal.
-fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && let Ok(v) =
-                u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 4]).unwrap_or("x"), 8)
-        {
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    pluginctl_runtime::mounts::unmount_all(dir).map_err(Error::Fs)
 }
 
 /// Deletes a tree without crossing into another file system (a mount left
 /// under a plugin directory is refused, never emptied).
 pub fn remove_tree(path: &Path) -> Result<()> {
-    use std::os::unix::fs::MetadataExt as _;
-    let meta = match fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(path, e)),
-    };
-    if !meta.is_dir() {
-        return fs::remove_file(path).map_err(|e| Error::io(path, e));
-    }
-    let dev = meta.dev();
-    // Directories without write permission (from a rootfs) still go.
-    make_writable(path);
-    walk(path, dev)?;
-    fs::remove_dir(path).map_err(|e| Error::io(path, e))
-}
-
-/// Deletes what is under `p`, refusing to cross onto another device.
-fn walk(p: &Path, dev: u64) -> Result<()> {
-    use std::os::unix::fs::MetadataExt as _;
-    for e in fs::read_dir(p).map_err(|e| Error::io(p, e))? {
-        let e = e.map_err(|e| Error::io(p, e))?;
-        let child = e.path();
-        let m = fs::symlink_metadata(&child).map_err(|e| Error::io(&child, e))?;
-        if m.is_dir() {
-            if m.dev() != dev {
-                return Err(Error::Invalid(format!(
-                    "{} is a mount point; not deleting across it",
-                    child.display()
-                )));
-            }
-            walk(&child, dev)?;
-            fs::remove_dir(&child).map_err(|e| Error::io(&child, e))?;
-        } else {
-            fs::remove_file(&child).map_err(|e| Error::io(&child, e))?;
-        }
-    }
-    Ok(())
-}
-
-fn make_writable(path: &Path) {
-    use std::os::unix::fs::PermissionsExt as _;
-    let Ok(rd) = fs::read_dir(path) else { return };
-    if let Ok(m) = fs::symlink_metadata(path)
-        && m.is_dir()
-    {
-        let mut p = m.permissions();
-        p.set_mode(p.mode() | 0o700);
-        let _ = fs::set_permissions(path, p);
-    }
-    for e in rd.flatten() {
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
-            make_writable(&e.path());
-        }
-    }
+    pluginctl_runtime::mounts::remove_tree(path).map_err(Error::Fs)
 }
 
 /// A shared or exclusive hold on `<root>/ops.lock`; released on drop

@@ -361,10 +361,13 @@ pub(crate) fn rm(g: &Global, a: &RmArgs) -> Result<()> {
         let opts = g.run_options();
         if a.force
             && let Ok(r) = m.get(p)
-            && (r.enabled || m.running(&r, &opts).is_some())
+            && (r.enabled || m.running(&r).is_some())
             && let Err(e) = m.disable(&r.id, &opts, true)
         {
+            // Not removed: it may still run on its rootfs.
             eprintln!("pluginctl: {e}");
+            failed = Some(p.clone());
+            continue;
         }
         match m.remove(p, a.force) {
             Ok(r) => println!("{}", r.familiar_name()),
@@ -703,15 +706,18 @@ pub(crate) fn logs(g: &Global, a: &LogsArgs) -> Result<()> {
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
     // The rotated generation first.
-    let mut text = String::new();
+    // Plugins write what they like: bytes, shown lossily.
+    let mut bytes = Vec::new();
     let mut older = path.clone().into_os_string();
     older.push(".1");
+    let older = PathBuf::from(older);
     if let Ok(mut f) = std::fs::File::open(&older) {
-        f.read_to_string(&mut text)
-            .with_context(|| format!("reading {}", PathBuf::from(&older).display()))?;
+        f.read_to_end(&mut bytes)
+            .with_context(|| format!("reading {}", older.display()))?;
     }
-    file.read_to_string(&mut text)
+    file.read_to_end(&mut bytes)
         .with_context(|| format!("reading {}", path.display()))?;
+    let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
     let from = a.tail.map_or(0, |n| lines.len().saturating_sub(n));
     for l in &lines[from..] {
@@ -724,7 +730,16 @@ pub(crate) fn logs(g: &Global, a: &LogsArgs) -> Result<()> {
             std::thread::sleep(std::time::Duration::from_millis(200));
             let len = std::fs::metadata(&path).map_or(0, |md| md.len());
             if len < pos {
-                pos = 0; // rotated or truncated
+                // Rotated: what came after our position went to the older
+                // generation first.
+                if let Ok(mut f) = std::fs::File::open(&older)
+                    && f.seek(std::io::SeekFrom::Start(pos)).is_ok()
+                {
+                    let mut rest = Vec::new();
+                    let _ = f.read_to_end(&mut rest);
+                    out.write_all(&rest)?;
+                }
+                pos = 0;
             }
             if len > pos {
                 file.seek(std::io::SeekFrom::Start(pos))?;

@@ -98,8 +98,11 @@ fn read_response(r: &mut impl std::io::BufRead) -> Result<Vec<u8>, String> {
             r.read_line(&mut size).map_err(|e| e.to_string())?;
             let size = u64::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
                 .map_err(|_| "a bad chunk size in the answer".to_owned())?;
-            if size == 0 || body.len() as u64 + size > LIMIT {
+            if size == 0 {
                 break;
+            }
+            if (body.len() as u64).saturating_add(size) > LIMIT {
+                return Err("an answer past 1 MiB".to_owned());
             }
             r.take(size)
                 .read_to_end(&mut body)

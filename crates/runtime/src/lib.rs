@@ -34,6 +34,7 @@
 //! ```
 
 pub mod activate;
+pub mod mounts;
 pub mod publish;
 pub mod run;
 pub mod spec;

@@ -82,20 +82,37 @@ struct Message {
 }
 
 const BODY_LIMIT: u64 = 16 << 20;
+const LINE_LIMIT: u64 = 16 << 10;
+/// How long an engine's idle keep-alive connection is kept.
+const IDLE: std::time::Duration = std::time::Duration::from_secs(300);
+/// How long the plugin may take to answer (a mount can be slow).
+const ANSWER: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// One line of a head, at most 16 KiB.
+fn line(r: &mut impl BufRead, out: &mut String) -> std::io::Result<usize> {
+    let n = r.take(LINE_LIMIT).read_line(out)?;
+    if n as u64 == LINE_LIMIT && !out.ends_with('\n') {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "a line past 16 KiB",
+        ));
+    }
+    Ok(n)
+}
 
 /// Reads one HTTP/1.1 message; `None` on a clean end before it starts.
 /// `until_eof`: a response without a length runs to the end.
 fn read_message(r: &mut impl BufRead, until_eof: bool) -> std::io::Result<Option<Message>> {
     let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_owned());
     let mut first = String::new();
-    if r.read_line(&mut first)? == 0 {
+    if line(r, &mut first)? == 0 {
         return Ok(None);
     }
     let first = first.trim_end().to_owned();
     let (mut headers, mut length, mut chunked, mut close) = (Vec::new(), None, false, false);
     loop {
         let mut h = String::new();
-        if r.read_line(&mut h)? == 0 {
+        if line(r, &mut h)? == 0 {
             return Err(bad("the connection ended inside the headers"));
         }
         let h = h.trim_end();
@@ -121,17 +138,17 @@ fn read_message(r: &mut impl BufRead, until_eof: bool) -> std::io::Result<Option
     if chunked {
         loop {
             let mut size = String::new();
-            r.read_line(&mut size)?;
+            line(r, &mut size)?;
             let size = u64::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
                 .map_err(|_| bad("a bad chunk size"))?;
-            if body.len() as u64 + size > BODY_LIMIT {
+            if (body.len() as u64).saturating_add(size) > BODY_LIMIT {
                 return Err(bad("a body past 16 MiB"));
             }
             if size == 0 {
                 // Trailers, up to the empty line.
-                loop {
+                for _ in 0..100 {
                     let mut t = String::new();
-                    if r.read_line(&mut t)? == 0 || t.trim_end().is_empty() {
+                    if line(r, &mut t)? == 0 || t.trim_end().is_empty() {
                         break;
                     }
                 }
@@ -139,7 +156,7 @@ fn read_message(r: &mut impl BufRead, until_eof: bool) -> std::io::Result<Option
             }
             r.take(size).read_to_end(&mut body)?;
             let mut crlf = String::new();
-            r.read_line(&mut crlf)?;
+            line(r, &mut crlf)?;
         }
     } else if let Some(n) = length {
         if n > BODY_LIMIT {
@@ -181,6 +198,7 @@ fn write_message(w: &mut impl std::io::Write, m: &Message, close: bool) -> std::
 /// Serves one engine connection: each request is passed to the plugin on
 /// a connection of its own, and the answer back, its paths rewritten.
 fn serve(client: UnixStream, plugin: &Path, rewrite: &Rewrite) -> std::io::Result<()> {
+    client.set_read_timeout(Some(IDLE))?;
     let mut out = client.try_clone()?;
     let mut reader = BufReader::new(client);
     while let Some(request) = read_message(&mut reader, false)? {
@@ -190,15 +208,18 @@ fn serve(client: UnixStream, plugin: &Path, rewrite: &Rewrite) -> std::io::Resul
             .nth(1)
             .unwrap_or("")
             .to_owned();
-        let upstream = connect(plugin)?;
-        let mut up_out = upstream.try_clone()?;
-        write_message(&mut up_out, &request, true)?;
-        let mut response = read_message(&mut BufReader::new(upstream), true)?.ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "the plugin closed without answering",
-            )
-        })?;
+        let mut response = match ask(plugin, &request) {
+            Ok(r) => r,
+            // Restarting, or gone: the engine gets an answer it can show.
+            Err(e) => Message {
+                first: "HTTP/1.1 503 Service Unavailable".to_owned(),
+                headers: vec!["Content-Type: application/json".to_owned()],
+                body: serde_json::json!({ "Err": format!("the plugin did not answer: {e}") })
+                    .to_string()
+                    .into_bytes(),
+                close: false,
+            },
+        };
         if path.starts_with("/VolumeDriver.")
             && let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&response.body)
         {
@@ -211,6 +232,21 @@ fn serve(client: UnixStream, plugin: &Path, rewrite: &Rewrite) -> std::io::Resul
         }
     }
     Ok(())
+}
+
+/// One request to the plugin, on a connection of its own.
+fn ask(plugin: &Path, request: &Message) -> std::io::Result<Message> {
+    let upstream = connect(plugin)?;
+    upstream.set_read_timeout(Some(ANSWER))?;
+    upstream.set_write_timeout(Some(ANSWER))?;
+    let mut up_out = upstream.try_clone()?;
+    write_message(&mut up_out, request, true)?;
+    read_message(&mut BufReader::new(upstream), true)?.ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "it closed the connection without answering",
+        )
+    })
 }
 
 /// Listens at `at` (a path of any length: bound through its directory's
@@ -342,7 +378,33 @@ mod tests {
     }
 
     #[test]
+    fn an_unreachable_plugin_gets_the_engine_a_503() {
+        let tmp = tempfile::tempdir().unwrap();
+        let at = tmp.path().join("published.sock");
+        proxy(&at, tmp.path().join("absent.sock"), rewrite()).unwrap();
+        let conn = UnixStream::connect(&at).unwrap();
+        let mut w = conn.try_clone().unwrap();
+        let mut r = BufReader::new(conn);
+        for _ in 0..2 {
+            write!(
+                w,
+                "POST /VolumeDriver.List HTTP/1.1\r\nContent-Length: 2\r\n\r\n{{}}"
+            )
+            .unwrap();
+            let answer = read_message(&mut r, false).unwrap().unwrap();
+            assert_eq!(answer.first, "HTTP/1.1 503 Service Unavailable");
+            let v: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+            assert!(v["Err"].as_str().unwrap().contains("did not answer"), "{v}");
+        }
+    }
+
+    #[test]
     fn broken_messages_are_errors() {
+        let long = format!("POST /{} HTTP/1.1\r\n\r\n", "a".repeat(20_000));
+        assert!(read_message(&mut long.as_bytes(), false).is_err());
+        let mut r: &[u8] =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n";
+        assert!(read_message(&mut r, true).is_err());
         let mut r: &[u8] = b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nshort";
         assert!(read_message(&mut r, false).is_err());
         let mut r: &[u8] = b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n";

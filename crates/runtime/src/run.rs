@@ -151,6 +151,12 @@ pub fn prepare(
         Some(data.as_c_str()),
     )
     .map_err(|e| io("mounting the overlay rootfs at", &target, e))?;
+    // Private: on a host whose mounts are shared (systemd makes `/` so),
+    // the mounts the runtime makes inside the plugin's namespace would
+    // otherwise propagate back here (moby makes its plugin root private
+    // for the same reason).
+    mount_change(&target, MountPropagationFlags::PRIVATE)
+        .map_err(|e| io("making private the overlay rootfs at", &target, e))?;
     if !config.propagated_mount.is_empty() {
         let p = layout.propagated();
         fs::create_dir_all(&p).map_err(|e| io("creating", &p, e))?;
@@ -203,7 +209,8 @@ pub fn start(layout: &Layout, bundle: &Path) -> Result<Child> {
 
 /// The last `n` lines of the plugin's log, joined on one line.
 pub fn log_tail(layout: &Layout, n: usize) -> String {
-    let text = fs::read_to_string(layout.log()).unwrap_or_default();
+    let bytes = fs::read(layout.log()).unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
     let tail = &lines[lines.len().saturating_sub(n)..];
     if tail.is_empty() {
@@ -215,14 +222,15 @@ pub fn log_tail(layout: &Layout, n: usize) -> String {
 
 /// Waits until the plugin's socket accepts a connection, polling with
 /// backoff, until `timeout` after `began` (when the start began). Fails
-/// when the process exits first (with its status) or the time is up
-/// (naming the socket), with the log's last lines.
+/// when the process exits first (with its status), the time is up
+/// (naming the socket), with the log's last lines, or `cancelled` says so.
 pub fn wait_ready(
     layout: &Layout,
     config: &PluginConfig,
     child: &mut Child,
     began: Instant,
     timeout: Duration,
+    cancelled: &dyn Fn() -> bool,
 ) -> Result<()> {
     let socket = layout.socket(config);
     // A unix socket path must fit in 108 bytes, and `<exec-root>/<64-hex
@@ -248,6 +256,12 @@ pub fn wait_ready(
                 socket.display(),
                 layout.log().display(),
                 log_tail(layout, 20)
+            )));
+        }
+        if cancelled() {
+            return Err(RunError(format!(
+                "asked to stop before {} answered",
+                socket.display()
             )));
         }
         if Instant::now() >= deadline {
@@ -333,17 +347,14 @@ pub fn stop(layout: &Layout, grace: Duration) -> Result<()> {
         }
     }
     unpublish(layout);
-    for m in [layout.rootfs_mount(), layout.propagated()] {
-        unmount_all(&m)?;
+    let teardown = |e: std::io::Error| RunError(format!("stopping plugin {}: {e}", layout.id));
+    for m in [&layout.exec_dir, &layout.propagated()] {
+        crate::mounts::unmount_all(m).map_err(teardown)?;
     }
-    if layout.exec_dir.exists() {
-        fs::remove_dir_all(&layout.exec_dir).map_err(|e| io("removing", &layout.exec_dir, e))?;
-    }
+    // Never across a mount: should one have come back, this stops there.
+    crate::mounts::remove_tree(&layout.exec_dir).map_err(teardown)?;
     for d in ["upper", "work"] {
-        let p = layout.plugin_dir.join(d);
-        if p.exists() {
-            fs::remove_dir_all(&p).map_err(|e| io("removing", &p, e))?;
-        }
+        crate::mounts::remove_tree(&layout.plugin_dir.join(d)).map_err(teardown)?;
     }
     Ok(())
 }
@@ -429,30 +440,5 @@ fn unpublish(layout: &Layout) {
             || published_here(layout, link))
     {
         let _ = fs::remove_file(link);
-    }
-}
-
-/// Unmounts `path` as many times as it is mounted (a bind over itself
-/// stacks), and what is mounted below it.
-fn unmount_all(path: &Path) -> Result<()> {
-    use rustix::mount::{UnmountFlags, unmount};
-    let Ok(canon) = fs::canonicalize(path) else {
-        return Ok(());
-    };
-    loop {
-        let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut points: Vec<PathBuf> = info
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .map(PathBuf::from)
-            .filter(|p| p.starts_with(&canon))
-            .collect();
-        if points.is_empty() {
-            return Ok(());
-        }
-        points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-        for p in points {
-            unmount(&p, UnmountFlags::DETACH).map_err(|e| io("unmounting", &p, e))?;
-        }
     }
 }

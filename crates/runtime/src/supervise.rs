@@ -96,13 +96,20 @@ pub fn acquire(layout: &Layout) -> Result<Lease> {
     use rustix::fs::{FlockOperation, flock};
     let path = layout.lease();
     let mut file = open_lease(&path)?;
-    if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
-        let pid = running(layout).map_or_else(|| "?".to_owned(), |p| p.to_string());
-        return Err(RunError(format!(
-            "plugin {} is already supervised (pid {pid}, lease {})",
-            layout.id,
-            path.display()
-        )));
+    // A [`running`] probe holds the lock shared for an instant: only a
+    // holder that stays is a supervisor.
+    let mut tries = 0;
+    while flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+        tries += 1;
+        if tries == 20 {
+            let pid = running(layout).map_or_else(|| "?".to_owned(), |p| p.to_string());
+            return Err(RunError(format!(
+                "plugin {} is already supervised (pid {pid}, lease {})",
+                layout.id,
+                path.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
     let written = file
         .set_len(0)
@@ -163,6 +170,14 @@ fn note(layout: &Layout, what: &str) {
     }
 }
 
+/// Stops what is left when giving up; a failure to is logged, and the
+/// plugin is still recorded failed (the next disable or enable clears up).
+fn give_up(layout: &Layout) {
+    if let Err(e) = run::stop(layout, Duration::from_secs(2)) {
+        note(layout, &format!("cleaning up: {e}"));
+    }
+}
+
 fn watch(mut child: Child, tx: mpsc::Sender<Event>) {
     std::thread::spawn(move || {
         if let Ok(status) = child.wait() {
@@ -207,18 +222,29 @@ pub fn supervise(
         Err(e) => return fail(report, e),
     };
     let stop_tx = tx.clone();
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let asked_by_signal = std::sync::Arc::clone(&asked);
     std::thread::spawn(move || {
         if signals.forever().next().is_some() {
+            asked_by_signal.store(true, std::sync::atomic::Ordering::SeqCst);
             let _ = stop_tx.send(Event::Stop);
         }
     });
+    let stop_asked = || asked.load(std::sync::atomic::Ordering::SeqCst);
     // A supervisor killed earlier may have left the plugin running.
     if let Err(e) = run::stop(layout, Duration::from_secs(1)) {
         return fail(report, e);
     }
     let first = run::prepare(layout, config, settings).and_then(|bundle| {
         let mut child = run::start(layout, &bundle)?;
-        match run::wait_ready(layout, config, &mut child, began, policy.timeout) {
+        match run::wait_ready(
+            layout,
+            config,
+            &mut child,
+            began,
+            policy.timeout,
+            &stop_asked,
+        ) {
             Ok(()) => Ok((bundle, child)),
             Err(e) => Err(e),
         }
@@ -283,7 +309,7 @@ pub fn supervise(
                         policy.window.as_secs()
                     );
                     note(layout, &reason);
-                    run::stop(layout, Duration::from_secs(2))?;
+                    give_up(layout);
                     return Ok(Outcome::Failed(reason));
                 }
                 let exponent = u32::try_from(restarts.len()).unwrap_or(u32::MAX).min(16);
@@ -314,7 +340,7 @@ pub fn supervise(
                     Err(e) => {
                         let reason = format!("restarting the plugin: {e}");
                         note(layout, &reason);
-                        run::stop(layout, Duration::from_secs(2))?;
+                        give_up(layout);
                         return Ok(Outcome::Failed(reason));
                     }
                 }
