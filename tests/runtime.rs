@@ -1,7 +1,11 @@
-//! Plugins under runc (root): enable until the socket answers, speak the
-//! VolumeDriver protocol, see the volume on the host through the
-//! propagated mount, disable with nothing left mounted or running; and
-//! the failures: an entrypoint that cannot run, a socket that never comes.
+//! Plugins under runc (root): installed from the distribution registry and
+//! enabled until the socket answers, the VolumeDriver protocol spoken (a
+//! volume created, mounted, seen on the host through the propagated mount,
+//! unmounted, removed), disable with nothing left mounted or running; the
+//! failures (an entrypoint that cannot run, a socket that never comes, a
+//! mistyped plugin, a foreign file where the socket is published); and the
+//! supervisor: restarts, giving up, restore after a killed supervisor or a
+//! reboot, concurrent and killed enables.
 
 mod common;
 
@@ -104,14 +108,35 @@ fn enable_speak_disable_and_failures() {
     let with_run = |c: &mut std::process::Command| {
         c.arg("--exec-root").arg(&run);
     };
+    // Made elsewhere, pushed to the distribution registry, installed from
+    // it (install enables).
+    let reg = pluginctl_testkit::registry::Registry::plain();
+    let reference = format!("{}/runtime/sample:1", reg.host);
     let ctx = tmp.path().join("ctx");
     context(&ctx, "/volume-plugin", "");
+    let build = tmp.path().join("build");
+    ok(&pluginctl(&build)
+        .args(["create", &reference])
+        .arg(&ctx)
+        .output()
+        .unwrap());
+    ok(&pluginctl(&build)
+        .args(["-q", "push", &reference])
+        .output()
+        .unwrap());
     let mut c = pluginctl(&root);
     with_run(&mut c);
-    ok(&c.args(["create", "sample"]).arg(&ctx).output().unwrap());
-    let mut c = pluginctl(&root);
-    with_run(&mut c);
-    ok(&c.args(["enable", "sample"]).output().unwrap());
+    ok(&c
+        .args([
+            "-q",
+            "install",
+            "--grant-all-permissions",
+            "--alias",
+            "sample",
+            &reference,
+        ])
+        .output()
+        .unwrap());
     let id = ok(&pluginctl(&root)
         .args(["inspect", "--format", "{{.Id}}", "sample"])
         .output()
@@ -130,6 +155,24 @@ fn enable_speak_disable_and_failures() {
     );
     let m = call(&sock, "/VolumeDriver.Mount", r#"{"Name":"v1","ID":"c1"}"#);
     assert!(m.contains("/data/v1"), "{m}");
+    // A volume's whole life: created, mounted (seen on the host),
+    // unmounted, removed (gone from the host).
+    let v0 = root.join("plugins").join(&id).join("propagated-mount/v0");
+    assert_eq!(
+        call(&sock, "/VolumeDriver.Create", r#"{"Name":"v0"}"#),
+        r#"{"Err":""}"#
+    );
+    assert!(call(&sock, "/VolumeDriver.Mount", r#"{"Name":"v0","ID":"c0"}"#).contains("/data/v0"));
+    assert!(v0.is_dir());
+    assert_eq!(
+        call(&sock, "/VolumeDriver.Unmount", r#"{"Name":"v0","ID":"c0"}"#),
+        r#"{"Err":""}"#
+    );
+    assert_eq!(
+        call(&sock, "/VolumeDriver.Remove", r#"{"Name":"v0"}"#),
+        r#"{"Err":""}"#
+    );
+    assert!(!v0.exists());
     // The volume is on the host, through the propagated mount.
     let host_side = root.join("plugins").join(&id).join("propagated-mount/v1");
     assert!(host_side.is_dir());
@@ -637,7 +680,10 @@ fn supervisor_restarts_gives_up_and_is_restored() {
     assert!(err.contains("is enabled"), "{err}");
     assert!(connect(&sock).is_ok());
     // The place it runs is recorded: a disable without --exec-root finds it.
-    ok(&pluginctl(&root).args(["disable", "sample"]).output().unwrap());
+    ok(&pluginctl(&root)
+        .args(["disable", "sample"])
+        .output()
+        .unwrap());
     assert_eq!(mounted_under(tmp.path()), 0);
     assert_eq!(processes_under(tmp.path()), Vec::<String>::new());
 }
