@@ -554,6 +554,9 @@ fn supervisor_restarts_gives_up_and_is_restored() {
     wait_for("the supervisor's end", 10, || {
         supervisor_pid(&run, &id).is_none().then_some(())
     });
+    let ls = cli(&["ls"]);
+    let warn = String::from_utf8_lossy(&ls.stderr);
+    assert!(warn.contains("enabled but not running"), "{warn}");
     let out = ok(&cli(&["restore"]));
     assert_eq!(out.trim(), "sample:latest: started");
     let third = plugin_pid(&run, &id).expect("running again");

@@ -268,6 +268,11 @@ pub(crate) fn ls(g: &Global, a: &LsArgs) -> Result<()> {
                 r.familiar_name(),
                 r.familiar_name()
             );
+        } else if r.enabled && m.running(r).is_none() {
+            eprintln!(
+                "pluginctl: plugin {} is enabled but not running (no supervisor); `pluginctl restore` starts it",
+                r.familiar_name()
+            );
         }
     }
     Ok(())
