@@ -5,7 +5,7 @@
 //! Docker's SDK answer it, and a mismatch (a volume plugin configured as a
 //! network driver) is worth a warning before an engine trips over it.
 
-use std::io::{BufReader, Read as _, Write as _};
+use std::io::{BufReader, Write as _};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
@@ -62,60 +62,18 @@ pub fn activate(socket: &Path, timeout: Duration) -> Result<Vec<String>, String>
         .collect())
 }
 
-/// One HTTP/1.1 response: status 200 required; the body by
-/// Content-Length, chunked, or up to the end (at most 1 MiB).
+/// One HTTP/1.1 response: status 200 required; at most 1 MiB of body.
 fn read_response(r: &mut impl std::io::BufRead) -> Result<Vec<u8>, String> {
-    const LIMIT: u64 = 1 << 20;
-    let mut status = String::new();
-    r.read_line(&mut status)
-        .map_err(|e| format!("reading the answer: {e}"))?;
-    let code = status.split_whitespace().nth(1).unwrap_or("");
-    if code != "200" {
-        return Err(format!("HTTP answer {:?}", status.trim()));
+    let m = crate::http::read_message(r, true)
+        .map_err(|e| format!("reading the answer: {e}"))?
+        .ok_or("the plugin closed the connection without answering")?;
+    if m.first.split_whitespace().nth(1) != Some("200") {
+        return Err(format!("HTTP answer {:?}", m.first));
     }
-    let (mut length, mut chunked) = (None, false);
-    loop {
-        let mut h = String::new();
-        if r.read_line(&mut h).map_err(|e| e.to_string())? == 0 {
-            break;
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse::<u64>().ok();
-            } else if k.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = v.trim().eq_ignore_ascii_case("chunked");
-            }
-        }
+    if m.body.len() > 1 << 20 {
+        return Err("an answer past 1 MiB".to_owned());
     }
-    let mut body = Vec::new();
-    if chunked {
-        loop {
-            let mut size = String::new();
-            r.read_line(&mut size).map_err(|e| e.to_string())?;
-            let size = u64::from_str_radix(size.trim().split(';').next().unwrap_or(""), 16)
-                .map_err(|_| "a bad chunk size in the answer".to_owned())?;
-            if size == 0 {
-                break;
-            }
-            if (body.len() as u64).saturating_add(size) > LIMIT {
-                return Err("an answer past 1 MiB".to_owned());
-            }
-            r.take(size)
-                .read_to_end(&mut body)
-                .map_err(|e| e.to_string())?;
-            let mut crlf = String::new();
-            r.read_line(&mut crlf).map_err(|e| e.to_string())?;
-        }
-    } else {
-        r.take(length.unwrap_or(LIMIT).min(LIMIT))
-            .read_to_end(&mut body)
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(body)
+    Ok(m.body)
 }
 
 /// The warnings the `Implements` answer deserves against the config's

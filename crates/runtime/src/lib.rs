@@ -34,6 +34,7 @@
 //! ```
 
 pub mod activate;
+mod http;
 pub mod mounts;
 pub mod publish;
 pub mod run;
