@@ -10,10 +10,10 @@
 mod common;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use common::*;
+use pluginctl_runtime::activate::connect;
 
 fn volume_plugin() -> PathBuf {
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/x86_64-unknown-linux-gnu");
@@ -42,18 +42,6 @@ fn context(dir: &Path, entrypoint: &str, extra_env: &str) {
         ),
     )
     .unwrap();
-}
-
-/// Connects through the directory's descriptor: the full path of a socket
-/// under a long exec root does not fit in a unix socket address.
-fn connect(sock: &Path) -> std::io::Result<UnixStream> {
-    let dir = std::fs::File::open(sock.parent().unwrap())?;
-    let short = format!(
-        "/proc/self/fd/{}/{}",
-        std::os::fd::AsRawFd::as_raw_fd(&dir),
-        sock.file_name().unwrap().to_string_lossy()
-    );
-    UnixStream::connect(short)
 }
 
 fn call(sock: &Path, path: &str, body: &str) -> String {

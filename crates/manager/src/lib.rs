@@ -24,6 +24,7 @@ pub use pluginctl_oci as oci;
 pub use pluginctl_privileges as privileges;
 pub use pluginctl_registry as registry;
 pub use pluginctl_rootfs as rootfs;
+pub use pluginctl_runtime as runtime;
 
 mod remote;
 mod run;
