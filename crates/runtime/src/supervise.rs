@@ -237,22 +237,18 @@ pub fn supervise(
     }
     let first = run::prepare(layout, config, settings).and_then(|bundle| {
         let mut child = run::start(layout, &bundle)?;
-        match run::wait_ready(
+        run::wait_ready(
             layout,
             config,
             &mut child,
             began,
             policy.timeout,
             &stop_asked,
-        ) {
-            Ok(()) => Ok((bundle, child)),
-            Err(e) => Err(e),
-        }
-    });
-    let (bundle, child) = match first.and_then(|(b, c)| {
+        )?;
         run::publish(layout, config)?;
-        Ok((b, c))
-    }) {
+        Ok((bundle, child))
+    });
+    let (bundle, child) = match first {
         Ok(started) => started,
         Err(e) => {
             // It never served: no grace to give.
