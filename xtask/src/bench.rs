@@ -875,6 +875,7 @@ fn manager(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
 /// Enable-to-ready of the static sample volume plugin: `pluginctl enable`
 /// (returns once the socket answers) vs `docker plugin enable` of the same
 /// context, each disabled again before every run (not timed). Target 2x.
+/// Then disable (no target), each enabled before every run.
 fn runtime(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
     cargo(&["build", "--release", "--quiet", "-p", "pluginctl"])?;
     let plugin = crate::demo::build_volume_plugin(true)?;
@@ -945,6 +946,21 @@ fn runtime(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
         ));
     }
     report.rows.push(o);
+    let ours = Side {
+        label: "pluginctl disable".to_owned(),
+        argv: ctl(&["disable", "bench-sample"]),
+        scratch: None,
+        before: Some(ctl(&["enable", "bench-sample"])),
+    };
+    let peer = Side {
+        label: "docker plugin disable".to_owned(),
+        argv: dk(&["plugin", "disable", "bench-sample"]),
+        scratch: None,
+        before: Some(dk(&["plugin", "enable", "bench-sample"])),
+    };
+    // No target: both send SIGTERM and the sample plugin exits at once.
+    report.rows.push(compare("disable until nothing runs", 1, &ours, &peer)?);
+    let _ = run_argv(ctl(&["enable", "bench-sample"]));
     // The supervisor left running by the last enable: its size.
     let lease = fs::read_dir(exec.join("supervisors"))
         .ok()
