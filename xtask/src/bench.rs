@@ -959,7 +959,9 @@ fn runtime(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
         before: Some(dk(&["plugin", "enable", "bench-sample"])),
     };
     // No target: both send SIGTERM and the sample plugin exits at once.
-    report.rows.push(compare("disable until nothing runs", 1, &ours, &peer)?);
+    report
+        .rows
+        .push(compare("disable until nothing runs", 1, &ours, &peer)?);
     let _ = run_argv(ctl(&["enable", "bench-sample"]));
     // The supervisor left running by the last enable: its size.
     let lease = fs::read_dir(exec.join("supervisors"))

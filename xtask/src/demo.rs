@@ -41,8 +41,34 @@ pub(crate) fn run() -> Result<()> {
     let work = Path::new("/tmp").join(format!("pcd-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     let result = demo(&work, &pluginctl, &plugin_bin);
+    if result.is_err() {
+        stop_supervisors(&work.join("run"));
+    }
     let _ = std::fs::remove_dir_all(&work);
     result
+}
+
+/// After a failed demo: SIGTERM to the supervisors it left (each stops its
+/// plugin and unmounts), and up to 15 s for them to go, before the work
+/// directory is removed.
+fn stop_supervisors(exec_root: &Path) {
+    let live = || -> Vec<String> {
+        std::fs::read_dir(exec_root.join("supervisors"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .map(|p| p.trim().to_owned())
+            .filter(|p| Path::new(&format!("/proc/{p}")).exists())
+            .collect()
+    };
+    for pid in live() {
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !live().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// Builds `examples/volume-plugin` static (`+crt-static` on the gnu
@@ -122,7 +148,7 @@ fn demo(work: &Path, pluginctl: &Path, plugin_bin: &Path) -> Result<()> {
     ];
     let running: Vec<Vec<&str>> = vec![
         vec!["set", "--grant-all-permissions", &name, "state.source=/tmp"],
-        vec!["enable", &name],
+        vec!["enable", "--publish", &name],
         vec!["ls"],
     ];
     let after: Vec<Vec<&str>> = vec![
@@ -133,12 +159,17 @@ fn demo(work: &Path, pluginctl: &Path, plugin_bin: &Path) -> Result<()> {
         vec!["gc"],
     ];
     let exec_root = work.join("run");
+    // Where engines would look for it: a directory of the demo's, not the
+    // host's /run/docker/plugins.
+    let publish_dir = work.join("published");
     let run = |args: &[&str]| -> Result<()> {
         println!("\n$ pluginctl {}", shell_words(args));
         let status = Command::new(pluginctl)
             .env("PLUGINCTL_ROOT", &root)
             .arg("--exec-root")
             .arg(&exec_root)
+            .arg("--publish-dir")
+            .arg(&publish_dir)
             .args(args)
             .status()
             .map_err(|e| format!("running pluginctl: {e}"))?;
@@ -169,10 +200,14 @@ fn demo(work: &Path, pluginctl: &Path, plugin_bin: &Path) -> Result<()> {
         .trim()
         .to_owned();
         let sock = exec_root.join(&id).join("socket/sample.sock");
-        for (path, body) in [
-            ("/Plugin.Activate", "{}"),
-            ("/VolumeDriver.Create", r#"{"Name":"demo-volume"}"#),
-            ("/VolumeDriver.List", "{}"),
+        // The same list through the published socket: an engine's view,
+        // paths on the host.
+        let published = publish_dir.join(format!("{name}.sock"));
+        for (sock, path, body) in [
+            (&sock, "/Plugin.Activate", "{}"),
+            (&sock, "/VolumeDriver.Create", r#"{"Name":"demo-volume"}"#),
+            (&sock, "/VolumeDriver.List", "{}"),
+            (&published, "/VolumeDriver.List", "{}"),
         ] {
             println!(
                 "\n$ curl --unix-socket {} -d '{body}' http://plugin{path}",
@@ -180,7 +215,7 @@ fn demo(work: &Path, pluginctl: &Path, plugin_bin: &Path) -> Result<()> {
             );
             let out = Command::new("curl")
                 .args(["-sS", "--unix-socket"])
-                .arg(&sock)
+                .arg(sock)
                 .args(["-d", body, &format!("http://plugin{path}")])
                 .output()
                 .map_err(|e| format!("running curl: {e}"))?;
