@@ -438,18 +438,14 @@ fn plugin_pid(run: &Path, id: &str) -> Option<i32> {
 
 /// The live supervisor's PID, from its lease.
 fn supervisor_pid(run: &Path, id: &str) -> Option<i32> {
-    let pid: i32 = std::fs::read_to_string(run.join("supervisors").join(format!("{id}.pid")))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    String::from_utf8_lossy(&cmd)
-        .contains("supervise")
-        .then_some(pid)
+    pluginctl_runtime::supervise::live(run)
+        .into_iter()
+        .find(|(i, _)| i == id)
+        .and_then(|(_, pid)| i32::try_from(pid).ok())
 }
 
 fn kill9(pid: i32) {
+    assert!(pid > 0, "a PID, not a process group");
     assert!(
         std::process::Command::new("kill")
             .args(["-9", &pid.to_string()])

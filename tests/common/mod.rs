@@ -60,29 +60,17 @@ pub struct Supervisors(pub PathBuf);
 
 impl Drop for Supervisors {
     fn drop(&mut self) {
-        let live = |dir: &Path| -> Vec<String> {
-            std::fs::read_dir(dir.join("supervisors"))
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-                .map(|p| p.trim().to_owned())
-                .filter(|p| {
-                    std::fs::read(format!("/proc/{p}/cmdline"))
-                        .is_ok_and(|c| String::from_utf8_lossy(&c).contains("supervise"))
-                })
-                .collect()
-        };
-        let signal = |sig: &str, pids: &[String]| {
-            for p in pids {
-                let _ = Command::new("kill").args([sig, p]).status();
+        use pluginctl_runtime::supervise::live;
+        let signal = |sig: &str| {
+            for (_, pid) in live(&self.0) {
+                let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
             }
         };
-        signal("-TERM", &live(&self.0));
+        signal("-TERM");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
         while !live(&self.0).is_empty() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        signal("-KILL", &live(&self.0));
+        signal("-KILL");
     }
 }

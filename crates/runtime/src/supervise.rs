@@ -132,6 +132,32 @@ pub fn running(layout: &Layout) -> Option<u32> {
     Some(text.trim().parse().unwrap_or(0))
 }
 
+/// The live supervisors under an exec root, as (plugin ID, PID): every
+/// lease in `<exec-root>/supervisors/` that someone holds.
+pub fn live(exec_root: &Path) -> Vec<(String, u32)> {
+    let Ok(dir) = fs::read_dir(exec_root.join("supervisors")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let id = e
+                .file_name()
+                .to_string_lossy()
+                .strip_suffix(".pid")?
+                .to_owned();
+            let layout = Layout {
+                exec_dir: exec_root.join(&id),
+                state_root: exec_root.join("runc"),
+                plugin_dir: std::path::PathBuf::new(),
+                runtime: String::new(),
+                publish: None,
+                id,
+            };
+            running(&layout).map(|pid| (layout.id, pid))
+        })
+        .collect()
+}
+
 /// Keeps `log` under `max` bytes: past it, the content goes to
 /// `<log>.1` (replacing an older one) and the log is truncated in place.
 /// In place, because the plugin holds the log open for appending (it is
@@ -367,6 +393,10 @@ mod tests {
         assert_eq!(running(&l), None);
         let lease = acquire(&l).unwrap();
         assert_eq!(running(&l), Some(std::process::id()));
+        assert_eq!(
+            live(&tmp.path().join("run")),
+            vec![("a".repeat(64), std::process::id())]
+        );
         let err = acquire(&l).unwrap_err().to_string();
         assert!(
             err.contains("already supervised") && err.contains(&std::process::id().to_string()),
@@ -374,6 +404,7 @@ mod tests {
         );
         drop(lease);
         assert_eq!(running(&l), None);
+        assert!(live(&tmp.path().join("run")).is_empty());
         drop(acquire(&l).unwrap());
     }
 
