@@ -7,25 +7,10 @@ mod common;
 
 use common::*;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use pluginctl_testkit::docker::Dockerd;
 use pluginctl_testkit::registry::Registry;
-
-/// The static sample plugin `cargo xtask test` builds.
-fn volume_plugin() -> PathBuf {
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/x86_64-unknown-linux-gnu");
-    for profile in ["debug", "release"] {
-        let p = target.join(profile).join("volume-plugin");
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!(
-        "{}/debug/volume-plugin is missing: `cargo xtask test` builds it (static)",
-        target.display()
-    );
-}
 
 fn context(dir: &Path, config: &str) {
     for d in ["rootfs/data", "rootfs/run/docker/plugins", "rootfs/tmp"] {

@@ -10,23 +10,10 @@
 mod common;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use common::*;
 use pluginctl_runtime::activate::connect;
-
-fn volume_plugin() -> PathBuf {
-    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/x86_64-unknown-linux-gnu");
-    ["debug", "release"]
-        .iter()
-        .map(|p| target.join(p).join("volume-plugin"))
-        .find(|p| p.is_file())
-        .expect("`cargo xtask test` builds the static sample plugin")
-}
-
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-}
 
 fn context(dir: &Path, entrypoint: &str, extra_env: &str) {
     for d in ["rootfs/data", "rootfs/run/docker/plugins"] {

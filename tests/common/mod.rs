@@ -44,6 +44,26 @@ pub fn fails(out: &Output) -> String {
     String::from_utf8(out.stderr.clone()).expect("UTF-8 output")
 }
 
+/// The static sample plugin `cargo xtask test` builds.
+pub fn volume_plugin() -> PathBuf {
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/x86_64-unknown-linux-gnu");
+    ["debug", "release"]
+        .iter()
+        .map(|p| target.join(p).join("volume-plugin"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "{}/debug/volume-plugin is missing: `cargo xtask test` builds it (static)",
+                target.display()
+            )
+        })
+}
+
+/// Whether the tests run as root (runc, mounts and dockerd need it).
+pub fn is_root() -> bool {
+    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+}
+
 /// A file of `testdata/docker-20.10/`.
 pub fn testdata(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

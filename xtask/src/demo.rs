@@ -42,33 +42,24 @@ pub(crate) fn run() -> Result<()> {
     let _ = std::fs::remove_dir_all(&work);
     let result = demo(&work, &pluginctl, &plugin_bin);
     if result.is_err() {
-        stop_supervisors(&work.join("run"));
+        // Whatever a failed demo left running goes the way a user would
+        // make it go: `rm -f` disables first.
+        let ctl = || {
+            let mut c = Command::new(&pluginctl);
+            c.env("PLUGINCTL_ROOT", work.join("root"))
+                .arg("--exec-root")
+                .arg(work.join("run"));
+            c
+        };
+        if let Ok(out) = ctl().args(["-q", "ls", "--no-trunc"]).output() {
+            let ids = String::from_utf8_lossy(&out.stdout).into_owned();
+            for id in ids.split_whitespace() {
+                let _ = ctl().args(["rm", "-f", id]).status();
+            }
+        }
     }
     let _ = std::fs::remove_dir_all(&work);
     result
-}
-
-/// After a failed demo: SIGTERM to the supervisors it left (each stops its
-/// plugin and unmounts), and up to 15 s for them to go, before the work
-/// directory is removed.
-fn stop_supervisors(exec_root: &Path) {
-    let live = || -> Vec<String> {
-        std::fs::read_dir(exec_root.join("supervisors"))
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-            .map(|p| p.trim().to_owned())
-            .filter(|p| Path::new(&format!("/proc/{p}")).exists())
-            .collect()
-    };
-    for pid in live() {
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
-    }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while !live().is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
 }
 
 /// Builds `examples/volume-plugin` static (`+crt-static` on the gnu
