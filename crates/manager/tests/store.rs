@@ -182,7 +182,7 @@ fn bad_input_changes_nothing() {
     let before_dirs = plugin_dirs(&root);
     let before_blobs = m.content().list().unwrap().len();
 
-    let cases: Vec<(&str, Make, &str)> = vec![
+    let mut cases: Vec<(&str, Make, &str)> = vec![
         (
             "no-config",
             Box::new(|d: &Path| {
@@ -202,23 +202,75 @@ fn bad_input_changes_nothing() {
         (
             "bad-json",
             Box::new(|d: &Path| context(d, "{\"description\": ")),
-            "invalid config.json",
+            "config.json: invalid plugin config: EOF while parsing a value at line 1 column 16",
         ),
         (
             "trailing",
             Box::new(|d: &Path| context(d, &format!("{CONFIG} garbage"))),
-            "invalid config.json",
+            "config.json: invalid plugin config: trailing characters at line 9 column 3",
+        ),
+        (
+            "bom",
+            Box::new(|d: &Path| context(d, &format!("\u{feff}{CONFIG}"))),
+            "config.json: invalid plugin config: it starts with a UTF-8 byte order mark",
+        ),
+        (
+            "type-without-prefix",
+            Box::new(|d: &Path| {
+                context(
+                    d,
+                    r#"{"interface":{"types":["volumedriver/1.0"],"socket":"s.sock"}}"#,
+                );
+            }),
+            "config.json: invalid plugin config: invalid plugin interface type \"volumedriver/1.0\": expected PREFIX.CAPABILITY/VERSION",
         ),
         (
             "no-socket",
             Box::new(|d: &Path| {
                 context(d, r#"{"interface":{"types":["docker.volumedriver/1.0"]}}"#);
             }),
-            "Socket",
+            "config.json: invalid Interface.Socket \"\": the plugin config names no socket",
         ),
     ];
-    for (name, make, expect) in &cases {
-        let ctx = tmp.path().join(name);
+    // A socket is one file name in the plugin's socket directory: nothing
+    // that could name a host socket the plugin does not own.
+    let long = "s".repeat(pluginctl_manager::oci::PluginConfig::MAX_SOCKET_NAME + 1);
+    for socket in [
+        "../../esc.sock",
+        "a/b.sock",
+        "/run/x.sock",
+        "..",
+        ".",
+        &long,
+    ] {
+        let socket = socket.to_owned();
+        cases.push((
+            "socket",
+            Box::new(move |d: &Path| {
+                let config = serde_json::json!({
+                    "interface": {"types": ["docker.volumedriver/1.0"], "socket": &socket}
+                });
+                context(d, &config.to_string());
+            }),
+            "invalid Interface.Socket",
+        ));
+    }
+    // A config.json within its limit whose blob (Go's escaping, the
+    // rootfs diff_ids) would not be: install could never read it.
+    let padding = "<".repeat(pluginctl_manager::oci::PluginConfig::MAX_BYTES / 6 + 100);
+    cases.push((
+        "blob-over-limit",
+        Box::new(move |d: &Path| {
+            let config = serde_json::json!({
+                "description": padding,
+                "interface": {"types": ["docker.volumedriver/1.0"], "socket": "s.sock"}
+            });
+            context(d, &config.to_string());
+        }),
+        "over the limit of 1048576",
+    ));
+    for (i, (name, make, expect)) in cases.iter().enumerate() {
+        let ctx = tmp.path().join(format!("{name}-{i}"));
         make(&ctx);
         let err = m.create(name, &ctx, &CreateOptions::default()).unwrap_err();
         assert!(err.to_string().contains(expect), "{name}: {err}");

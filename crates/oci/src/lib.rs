@@ -74,6 +74,15 @@ pub enum Error {
     /// An interface type is not `PREFIX.CAPABILITY[/VERSION]`.
     #[error("invalid plugin interface type {0:?}: expected PREFIX.CAPABILITY/VERSION")]
     InvalidInterfaceType(String),
+    /// A plugin's `Interface.Socket` is not one file name: it could name a
+    /// socket outside the plugin's socket directory.
+    #[error("invalid Interface.Socket {socket:?}: {reason}")]
+    InvalidSocket {
+        /// The socket name as the config gives it.
+        socket: String,
+        /// Which rule it broke.
+        reason: String,
+    },
     /// A JSON document does not parse as the type it should be.
     #[error("invalid {what}")]
     Json {

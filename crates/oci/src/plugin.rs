@@ -249,6 +249,14 @@ impl PluginConfig {
                 limit: PluginConfig::MAX_BYTES as u64,
             });
         }
+        if bytes.starts_with(b"\xEF\xBB\xBF") {
+            return Err(Error::Json {
+                what: "plugin config",
+                source: serde::de::Error::custom(
+                    "it starts with a UTF-8 byte order mark, which JSON does not allow (Docker refuses it too)",
+                ),
+            });
+        }
         serde_json::from_slice(bytes).map_err(|source| Error::Json {
             what: "plugin config",
             source,
@@ -261,6 +269,39 @@ impl PluginConfig {
         let mut out = crate::json::to_vec(self);
         out.push(b'\n');
         out
+    }
+
+    /// The longest `Interface.Socket`: the plugin sees its socket at
+    /// `/run/docker/plugins/<name>`, and a unix socket's path holds at most
+    /// 107 bytes.
+    pub const MAX_SOCKET_NAME: usize = 107 - "/run/docker/plugins/".len();
+
+    /// Checks `Interface.Socket`: one path component (not empty, no `/`,
+    /// not `.` or `..`, no NUL) short enough for a unix socket's path.
+    /// Anything else would make readiness checks, `Plugin.Activate` and a
+    /// published socket talk to a socket the plugin does not own.
+    pub fn check_socket(&self) -> Result<()> {
+        let socket = &self.interface.socket;
+        let bad = |reason: String| {
+            Err(Error::InvalidSocket {
+                socket: socket.clone(),
+                reason,
+            })
+        };
+        if socket.is_empty() {
+            return bad("the plugin config names no socket".to_owned());
+        }
+        if socket == "." || socket == ".." || socket.contains('/') || socket.contains('\0') {
+            return bad("a socket name is one file name, without '/' or '..'".to_owned());
+        }
+        if socket.len() > PluginConfig::MAX_SOCKET_NAME {
+            return bad(format!(
+                "{} bytes, over the unix socket limit of {}",
+                socket.len(),
+                PluginConfig::MAX_SOCKET_NAME
+            ));
+        }
+        Ok(())
     }
 
     /// The interface types, or nothing.

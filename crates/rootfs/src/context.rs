@@ -9,8 +9,9 @@ use crate::path::{clean, join};
 use crate::tar::{Kind, Reader};
 use crate::{Error, Result};
 
-/// The largest `config.json` accepted (as the plugin config's own limit).
-pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// The largest `config.json` accepted: the plugin config's own limit, one
+/// constant for create and install.
+pub const MAX_CONFIG_BYTES: u64 = pluginctl_oci::PluginConfig::MAX_BYTES as u64;
 
 /// A context on disk: the bytes of its `config.json` and where its rootfs is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,8 +39,8 @@ pub fn from_dir(dir: &Path) -> Result<DirContext> {
         return Err(missing(dir, "config.json file"));
     }
     if meta.len() > MAX_CONFIG_BYTES {
-        return Err(Error::Limit(format!(
-            "{} is {} bytes, over the limit of {MAX_CONFIG_BYTES}",
+        return Err(Error::Context(format!(
+            "{} is {} bytes, over the plugin config limit of {MAX_CONFIG_BYTES}",
             config_path.display(),
             meta.len()
         )));
@@ -79,8 +80,8 @@ pub fn unpack_tar(
         match parts.as_slice() {
             [b"config.json"] if h.kind == Kind::File => {
                 if h.size > MAX_CONFIG_BYTES {
-                    return Err(Error::Limit(format!(
-                        "config.json is {} bytes, over the limit of {MAX_CONFIG_BYTES}",
+                    return Err(Error::Context(format!(
+                        "config.json is {} bytes, over the plugin config limit of {MAX_CONFIG_BYTES}",
                         h.size
                     )));
                 }
