@@ -94,7 +94,7 @@ impl Manager {
             .await
             .map_err(registry_err)?;
         let parsed = PluginConfig::from_slice(&bytes)
-            .map_err(|e| Error::Invalid(format!("{reference}: invalid plugin config: {e}")))?;
+            .map_err(|e| Error::Invalid(format!("{reference}: {}", crate::chain(&e))))?;
         Ok((resolved, bytes, parsed))
     }
 
@@ -152,12 +152,16 @@ impl Manager {
                 )));
             }
         }
+        config
+            .check_socket()
+            .map_err(|e| Error::Invalid(format!("{r}: {e}")))?;
         let mut settings = default_settings(&config);
         apply_settings(&config, &mut settings, &options.settings)?;
         let privileges = pluginctl_privileges::compute(&config, Some(&settings));
         if !grant(&privileges) {
             return Err(Error::State(format!(
-                "the privileges {r} asks for were not granted"
+                "the privileges {r} asks for were not granted ({})",
+                summary(&privileges)
             )));
         }
 
@@ -170,7 +174,7 @@ impl Manager {
                 &resolved,
                 &config_bytes,
                 config,
-                settings,
+                (settings, privileges),
                 &local,
                 &id,
             )
@@ -186,7 +190,7 @@ impl Manager {
         resolved: &pluginctl_registry::Resolved,
         config_bytes: &[u8],
         config: PluginConfig,
-        settings: PluginSettings,
+        (settings, granted): (PluginSettings, Vec<PluginPrivilege>),
         local: &Reference,
         id: &str,
     ) -> Result<Record, Error> {
@@ -205,6 +209,7 @@ impl Manager {
             layers: resolved.manifest.layers.clone(),
             config,
             settings,
+            granted,
             enabled: false,
             failed: None,
             publish: false,
@@ -318,13 +323,17 @@ impl Manager {
             )));
         }
         let (resolved, config_bytes, config) = Manager::remote_config(client, &r, None).await?;
+        config
+            .check_socket()
+            .map_err(|e| Error::Invalid(format!("{r}: {e}")))?;
         let settings = merge_settings(&old.config, &old.settings, &config);
-        let before = pluginctl_privileges::compute(&old.config, Some(&old.settings));
+        let before = old.all_granted();
         let after = pluginctl_privileges::compute(&config, Some(&settings));
         let wider = pluginctl_privileges::diff(&after, &before);
         if !wider.is_empty() && !grant(&wider) {
             return Err(Error::State(format!(
-                "the privileges {r} adds were not granted"
+                "the privileges {r} adds were not granted ({})",
+                summary(&wider)
             )));
         }
         let (manifest_digest, config_digest) = self
@@ -340,6 +349,7 @@ impl Manager {
             layers: resolved.manifest.layers.clone(),
             config,
             settings,
+            granted: [before, wider].concat(),
             reference: r.to_string(),
             ..old.clone()
         };
@@ -426,21 +436,31 @@ impl Manager {
         let lock = self.layout.lock()?;
         let mut record = self.layout.find(&lock, what)?;
         self.refuse_running(&record, "changing its settings")?;
-        let before = pluginctl_privileges::compute(&record.config, Some(&record.settings));
+        let before = record.all_granted();
         let mut settings = record.settings.clone();
         apply_settings(&record.config, &mut settings, pairs)?;
         let after = pluginctl_privileges::compute(&record.config, Some(&settings));
         let wider = pluginctl_privileges::diff(&after, &before);
         if !wider.is_empty() && !grant(&wider) {
             return Err(Error::State(format!(
-                "the new settings of {} need privileges that were not granted",
-                record.familiar_name()
+                "the new settings of {} need privileges that were not granted ({})",
+                record.familiar_name(),
+                summary(&wider)
             )));
         }
         record.settings = settings;
+        record.granted = [before, wider].concat();
         self.layout.save(&lock, &record)?;
         Ok(record)
     }
+}
+
+/// `network: host; mount: /data`: privileges in one line, for errors.
+fn summary(list: &[PluginPrivilege]) -> String {
+    list.iter()
+        .map(|p| format!("{}: {}", p.name, p.value.join(", ")))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The settings after an upgrade: what the user changed from the old
@@ -563,6 +583,13 @@ pub fn apply_settings(
             return Err(Error::Invalid(format!("setting {pair:?}: empty key")));
         }
         if let Some((name, field)) = key.split_once('.') {
+            if matches!(field, "source" | "path") && !value.starts_with('/') {
+                // A relative source would be resolved against whatever
+                // directory the runtime happens to run in.
+                return Err(Error::Invalid(format!(
+                    "setting {pair:?}: the {field} must be an absolute path"
+                )));
+            }
             match field {
                 "source" => set_named(
                     pair,

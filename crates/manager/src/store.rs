@@ -6,7 +6,7 @@ use std::fs::{self, File};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use pluginctl_oci::{Descriptor, Digest, PluginConfig, PluginSettings, Reference};
+use pluginctl_oci::{Descriptor, Digest, PluginConfig, PluginPrivilege, PluginSettings, Reference};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -31,6 +31,10 @@ pub struct Record {
     pub config: PluginConfig,
     /// The user's settings: env, args, mount sources, device paths.
     pub settings: PluginSettings,
+    /// Every privilege the user granted this plugin (at install, upgrade
+    /// and set), so that going back to an earlier setting asks nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub granted: Vec<PluginPrivilege>,
     /// Whether it should run.
     pub enabled: bool,
     /// Why its supervisor gave up on it (it kept dying); cleared by the
@@ -68,6 +72,16 @@ impl Record {
     /// The name as Docker shows it: `sample:latest`, `reg:5000/a/b:1.0`.
     pub fn familiar_name(&self) -> String {
         Reference::parse(&self.name).map_or_else(|_| self.name.clone(), |r| r.familiar())
+    }
+
+    /// What the user granted: the recorded grants and what the current
+    /// config and settings ask for (granted when they were set; a record
+    /// written before grants were kept has only these).
+    pub fn all_granted(&self) -> Vec<PluginPrivilege> {
+        let now = pluginctl_privileges::compute(&self.config, Some(&self.settings));
+        let mut all = self.granted.clone();
+        all.extend(pluginctl_privileges::diff(&now, &self.granted));
+        all
     }
 
     /// Every blob the record keeps alive.
