@@ -661,3 +661,121 @@ fn supervisor_restarts_gives_up_and_is_restored() {
     assert_eq!(mounted_under(tmp.path()), 0);
     assert_eq!(processes_under(tmp.path()), Vec::<String>::new());
 }
+
+/// SIGINT to a process, as Ctrl-C sends it.
+fn interrupt(pid: u32) {
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
+#[test]
+fn interrupted_enables_stop_everything_and_killed_ones_finish() {
+    if !is_root() {
+        eprintln!("runc needs root; CI runs as root");
+        return;
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("pri")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let root = tmp.path().join("root");
+    let run = tmp.path().join("run");
+    let _cleanup = Supervisors(run.clone());
+    let cli = |args: &[&str]| {
+        let mut c = pluginctl(&root);
+        c.arg("--exec-root").arg(&run).args(args);
+        c.output().unwrap()
+    };
+    let spawn = |args: &[&str]| {
+        let mut c = pluginctl(&root);
+        c.arg("--exec-root").arg(&run).args(args);
+        c.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    };
+    // A plugin that takes 1.5 s to serve.
+    let ctx = tmp.path().join("ctx");
+    context(
+        &ctx,
+        "/volume-plugin",
+        r#",{"name":"START_DELAY_MS","value":"1500"}"#,
+    );
+    ok(&{
+        let mut c = pluginctl(&root);
+        c.args(["create", "slow"]).arg(&ctx);
+        c.output().unwrap()
+    });
+    let id = ok(&cli(&["inspect", "--format", "{{.Id}}", "slow"]))
+        .trim()
+        .to_owned();
+    let sock = run.join(&id).join("socket/sample.sock");
+    let enabled = || ok(&cli(&["inspect", "--format", "{{.Enabled}}", "slow"])).trim() == "true";
+
+    // Ctrl-C while it starts (before the supervisor, during the start,
+    // while waiting for the socket): the plugin is stopped, nothing runs
+    // or stays mounted, and the record agrees.
+    for delay_ms in [20, 300, 1000] {
+        let child = spawn(&["enable", "slow"]);
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        interrupt(child.id());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{delay_ms} ms: {err}");
+        assert!(
+            err.contains("interrupted") && err.lines().count() == 1,
+            "{delay_ms} ms: {err}"
+        );
+        assert!(!enabled(), "{delay_ms} ms");
+        assert_eq!(supervisor_pid(&run, &id), None, "{delay_ms} ms");
+        assert_eq!(mounted_under(tmp.path()), 0, "{delay_ms} ms");
+        assert_eq!(processes_under(tmp.path()), Vec::<String>::new());
+        // set agrees with the record: not enabled (and so on to its
+        // next check).
+        let err = fails(&cli(&["set", "slow", "VOLUME_ROOT=/data"]));
+        assert!(err.contains("not settable"), "{delay_ms} ms: {err}");
+    }
+
+    // A second enable while one is in progress waits for it and reports
+    // its outcome.
+    let first = spawn(&["enable", "slow"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let second = cli(&["enable", "slow"]);
+    let first = first.wait_with_output().unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        second.status.success(),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert!(enabled());
+    assert!(connect(&sock).is_ok());
+    ok(&cli(&["disable", "slow"]));
+
+    // An enable killed outright (no handler runs): its supervisor finishes
+    // the start and records the plugin enabled.
+    let mut killed = spawn(&["enable", "slow"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    killed.kill().unwrap();
+    let _ = killed.wait();
+    wait_for("the supervisor recording the plugin enabled", 15, || {
+        enabled().then_some(())
+    });
+    assert!(connect(&sock).is_ok());
+    let err = fails(&cli(&["rm", "slow"]));
+    assert!(err.contains("is enabled"), "{err}");
+    ok(&cli(&["rm", "-f", "slow"]));
+    assert_eq!(mounted_under(tmp.path()), 0);
+    assert_eq!(processes_under(tmp.path()), Vec::<String>::new());
+    // Nothing of it is left in the exec root, its lease included.
+    assert!(!run.join("supervisors").join(format!("{id}.pid")).exists());
+    assert!(!run.join(&id).exists());
+}

@@ -69,6 +69,10 @@ pub enum Error {
     /// Bad input: a name, a config, a context.
     #[error("{0}")]
     Invalid(String),
+    /// The caller's cancel flag was raised; what the operation had started
+    /// was undone. The message says what was interrupted.
+    #[error("{0}: interrupted")]
+    Interrupted(String),
     /// The content store failed.
     #[error(transparent)]
     Content(#[from] pluginctl_content::Error),
@@ -107,6 +111,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Called with the layer bytes written so far (at most once per MiB).
 pub type LayerProgress = std::sync::Arc<dyn Fn(u64) + Send + Sync>;
 
+/// A flag the caller raises (from a signal handler, say) to stop a long
+/// operation: it then fails with [`Error::Interrupted`] after undoing what
+/// it started.
+pub type Cancel = std::sync::Arc<std::sync::atomic::AtomicBool>;
+
+pub(crate) fn cancelled(cancel: Option<&Cancel>) -> bool {
+    cancel.is_some_and(|c| c.load(std::sync::atomic::Ordering::SeqCst))
+}
+
 /// How `create` builds the layer.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -115,6 +128,8 @@ pub struct CreateOptions {
     pub compression: Compression,
     /// Told how far the layer is.
     pub progress: Option<LayerProgress>,
+    /// Stops the create (everything it wrote is removed).
+    pub cancel: Option<Cancel>,
 }
 
 impl std::fmt::Debug for CreateOptions {
@@ -122,6 +137,7 @@ impl std::fmt::Debug for CreateOptions {
         f.debug_struct("CreateOptions")
             .field("compression", &self.compression)
             .field("progress", &self.progress.is_some())
+            .field("cancel", &self.cancel)
             .finish()
     }
 }
@@ -132,6 +148,7 @@ impl CreateOptions {
         CreateOptions {
             compression,
             progress: None,
+            cancel: None,
         }
     }
 
@@ -141,18 +158,31 @@ impl CreateOptions {
         self.progress = Some(f);
         self
     }
+
+    /// Stopping when `cancel` is raised.
+    #[must_use]
+    pub fn with_cancel(mut self, cancel: Cancel) -> CreateOptions {
+        self.cancel = Some(cancel);
+        self
+    }
 }
 
-/// Counts what passes to the content store, for [`CreateOptions::progress`].
+/// Counts what passes to the content store, for [`CreateOptions::progress`],
+/// and stops the layer at [`CreateOptions::cancel`].
 struct Counted<'a, W> {
     inner: W,
     done: u64,
     last: u64,
     report: Option<&'a LayerProgress>,
+    cancel: Option<&'a Cancel>,
 }
 
 impl<W: std::io::Write> std::io::Write for Counted<'_, W> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if cancelled(self.cancel) {
+            // Not ErrorKind::Interrupted: write_all would retry that.
+            return Err(std::io::Error::other("interrupted"));
+        }
         let n = self.inner.write(buf)?;
         self.done += n as u64;
         if let Some(r) = self.report
@@ -173,6 +203,7 @@ impl Default for CreateOptions {
         CreateOptions {
             compression: Compression::GZIP,
             progress: None,
+            cancel: None,
         }
     }
 }
@@ -186,6 +217,11 @@ pub struct GcSummary {
     pub ingests: usize,
     /// Bytes freed.
     pub bytes: u64,
+}
+
+/// The content-store ingest a create writes its layer through.
+fn create_ingest(id: &str) -> String {
+    format!("create-{id}")
 }
 
 /// The plugin manager over one root directory.
@@ -207,6 +243,8 @@ impl Manager {
         if let Some(quiet) = m.layout.quiescent()? {
             let lock = m.layout.lock()?;
             for id in m.layout.recover(&lock, &quiet)? {
+                // A killed create's layer ingest goes with its record.
+                let _ = m.content.abort(&create_ingest(&id));
                 tracing::info!(%id, "rolled back what a crashed command left");
             }
         }
@@ -221,8 +259,14 @@ impl Manager {
     /// Parses a local plugin name the way `docker plugin create` does:
     /// normalised, tagged `latest` when untagged; digests refused.
     pub fn parse_name(name: &str) -> Result<Reference> {
-        let r = Reference::parse(name)
-            .map_err(|e| Error::Invalid(format!("invalid plugin name {name:?}: {e}")))?;
+        let r = Reference::parse(name).map_err(|e| {
+            // Said once: the reference error repeats the name.
+            let why = match e {
+                pluginctl_oci::Error::InvalidReference { reason, .. } => reason,
+                other => other.to_string(),
+            };
+            Error::Invalid(format!("invalid plugin name {name:?}: {why}"))
+        })?;
         if r.digest().is_some() {
             return Err(Error::Invalid(format!(
                 "invalid plugin name {name:?}: a canonical (digest) reference cannot name a local plugin"
@@ -256,6 +300,10 @@ impl Manager {
         }
         let op = self.layout.operation()?;
         let result = self.create_in(&reference, &id, &dir, context, options);
+        if result.is_err() {
+            // Its layer's ingest: nobody resumes a create.
+            let _ = self.content.abort(&create_ingest(&id));
+        }
         self.finish(op, &id, &reference, result)
     }
 
@@ -323,15 +371,12 @@ impl Manager {
             let (config, _) = pluginctl_rootfs::context::unpack_tar(input, &dest, &opts)?;
             (config, dest)
         };
-        let mut config = PluginConfig::from_slice(&config_bytes).map_err(|e| {
-            Error::Invalid(format!("{}: invalid config.json: {e}", context.display()))
-        })?;
-        if config.interface.socket.is_empty() {
-            return Err(Error::Invalid(format!(
-                "{}: config.json has no Interface.Socket",
-                context.display()
-            )));
-        }
+        let config_name = context.join("config.json");
+        let mut config = PluginConfig::from_slice(&config_bytes)
+            .map_err(|e| Error::Invalid(format!("{}: {}", config_name.display(), chain(&e))))?;
+        config
+            .check_socket()
+            .map_err(|e| Error::Invalid(format!("{}: {e}", config_name.display())))?;
         // The layer, straight into the content store; the same tar stream,
         // uncompressed, is extracted into the rootfs on another thread (no
         // decompression pass, and the rootfs is exactly the layer).
@@ -340,7 +385,7 @@ impl Manager {
         let staging_rootfs = dir.join("rootfs.staging");
         store::remove_tree(&staging_rootfs)?;
         std::fs::create_dir(&staging_rootfs).map_err(|e| Error::io(&staging_rootfs, e))?;
-        let mut w = self.content.writer(&format!("create-{id}"))?;
+        let mut w = self.content.writer(&create_ingest(id))?;
         let (reader, mut writer) = std::io::pipe().map_err(|e| Error::io(dir, e))?;
         let (written, extracted) = std::thread::scope(|s| {
             let target = &staging_rootfs;
@@ -355,6 +400,7 @@ impl Manager {
                 done: 0,
                 last: 0,
                 report: options.progress.as_ref(),
+                cancel: options.cancel.as_ref(),
             };
             let written = pluginctl_rootfs::layer::write_layer_tee(
                 &rootfs_dir,
@@ -366,6 +412,9 @@ impl Manager {
             drop(writer);
             (written, extraction.join())
         });
+        if cancelled(options.cancel.as_ref()) {
+            return Err(Error::Interrupted(format!("creating {reference}")));
+        }
         let extracted =
             extracted.map_err(|_| Error::State("the extraction thread panicked".to_owned()))?;
         // An extraction failure explains a broken pipe on the writing side.
@@ -379,6 +428,15 @@ impl Manager {
             kind: "layers".to_owned(),
         });
         let config_blob = config.to_vec();
+        if config_blob.len() > PluginConfig::MAX_BYTES {
+            // Install reads no more than this: a plugin nobody could install.
+            return Err(Error::Invalid(format!(
+                "{}: the plugin config would be {} bytes with its rootfs, over the limit of {}",
+                config_name.display(),
+                config_blob.len(),
+                PluginConfig::MAX_BYTES
+            )));
+        }
         let config_digest = self.content.write_blob(&config_blob, None)?;
         let config_desc = Descriptor::new(
             MediaType::parse(PLUGIN_CONFIG_TYPE),
@@ -405,6 +463,8 @@ impl Manager {
             config_digest,
             layers: vec![layer],
             settings: default_settings(&config),
+            // The user built it: what its config asks for is theirs.
+            granted: pluginctl_privileges::compute(&config, None),
             config,
             enabled: false,
             failed: None,
@@ -484,22 +544,34 @@ impl Manager {
             )));
         }
         self.layout.discard(&lock, &record.id)?;
+        if let Err(e) = self.forget_run(&record) {
+            tracing::warn!(plugin = %record.familiar_name(), "{e}");
+        }
         tracing::info!(plugin = %record.familiar_name(), id = %record.id, "removed");
         drop(lock);
         self.gc()?;
         Ok(record)
     }
 
-    /// Deletes blobs that no plugin record references, and stale ingests.
+    /// Deletes blobs that no plugin record references, and ingests idle
+    /// for a day (a download that may yet be resumed is kept until then).
     pub fn gc(&self) -> Result<GcSummary> {
+        self.gc_idle(std::time::Duration::from_secs(24 * 3600))
+    }
+
+    /// [`Manager::gc`], and every ingest that no live operation holds,
+    /// however recent.
+    pub fn gc_all(&self) -> Result<GcSummary> {
+        self.gc_idle(std::time::Duration::ZERO)
+    }
+
+    fn gc_idle(&self, ingest_max_age: std::time::Duration) -> Result<GcSummary> {
         let lock = self.layout.lock()?;
         let mut roots: Vec<Digest> = Vec::new();
         for r in self.layout.records(&lock)? {
             roots.extend(r.roots());
         }
-        let report = self
-            .content
-            .gc(&roots, std::time::Duration::from_secs(24 * 3600))?;
+        let report = self.content.gc(&roots, ingest_max_age)?;
         Ok(GcSummary {
             blobs: report.removed.len(),
             ingests: report.removed_ingests.len(),
@@ -554,6 +626,22 @@ pub fn default_settings(config: &PluginConfig) -> PluginSettings {
         ),
         mounts: Some(config.mounts.clone().unwrap_or_default()),
     }
+}
+
+/// An error and its sources, `outer: inner: innermost`, for errors that
+/// become a message of this crate's.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let c = cause.to_string();
+        if !s.ends_with(&c) {
+            s.push_str(": ");
+            s.push_str(&c);
+        }
+        next = cause.source();
+    }
+    s
 }
 
 /// A record as Docker's `Plugin` object.

@@ -37,6 +37,9 @@ pub struct RunOptions {
     /// `Some(true)`/`Some(false)`: change whether `enable` publishes the
     /// socket there (recorded); `None`: as recorded.
     pub publish: Option<bool>,
+    /// Raised, it stops an `enable` in progress: the supervisor it started
+    /// and the plugin are stopped, and the plugin stays disabled.
+    pub cancel: Option<crate::Cancel>,
 }
 
 impl RunOptions {
@@ -50,6 +53,7 @@ impl RunOptions {
             supervisor: vec!["pluginctl".into(), "supervise".into()],
             publish_dir: PathBuf::from("/run/docker/plugins"),
             publish: None,
+            cancel: None,
         }
     }
 }
@@ -134,6 +138,16 @@ impl Manager {
         Ok(r)
     }
 
+    /// Removes what a removed plugin left in its exec root: the
+    /// supervisor's lease.
+    pub(crate) fn forget_run(&self, record: &Record) -> Result<()> {
+        let Some(place) = record.run.as_ref() else {
+            return Ok(());
+        };
+        supervise::remove_lease(&self.layout_at(record, place))
+            .map_err(|e| Error::State(e.to_string()))
+    }
+
     /// Where the plugin's output goes (`plugins/<id>/plugin.log`; rotated
     /// to `plugin.log.1`).
     pub fn log_path(&self, record: &Record) -> PathBuf {
@@ -148,28 +162,33 @@ impl Manager {
 
     /// `docker plugin enable`: starts the plugin's supervisor, which runs
     /// it under the OCI runtime on an overlay of its rootfs (never written
-    /// to), and returns once its socket accepts a connection. On failure
-    /// the plugin is stopped, everything mounted is undone, it stays
-    /// disabled (with the reason recorded as `failed`), and the error says
-    /// what happened. A plugin recorded enabled whose supervisor is gone
-    /// is started again.
+    /// to), records it enabled once its socket answers, and then lets this
+    /// return. On failure the plugin is stopped, everything mounted is
+    /// undone, it stays disabled (with the reason recorded as `failed`),
+    /// and the error says what happened. A plugin recorded enabled whose
+    /// supervisor is gone is started again; one whose enable is in
+    /// progress elsewhere is waited for. The record never depends on this
+    /// caller living: the supervisor records how the start ended.
     pub fn enable(&self, what: &str, opts: &RunOptions) -> Result<Record> {
         let _op = self.layout.operation()?;
         let record = self.get(what)?;
         let name = record.familiar_name();
-        let fail = |e: String| Error::State(format!("enabling {name}: {e}"));
+        // A record from before sockets were checked may name one outside
+        // the plugin's socket directory: never start it.
+        record
+            .config
+            .check_socket()
+            .map_err(|e| Error::Invalid(format!("plugin {name}: {e}")))?;
         if let Some(pid) = self.running(&record) {
             if record.enabled {
                 return Err(Error::State(format!(
                     "plugin {name} is already enabled (supervisor pid {pid})"
                 )));
             }
-            // An enable that died after starting its supervisor: adopt it,
-            // once its plugin serves.
-            let place = Self::place(&record, opts);
-            self.wait_adopted(&record, &place, opts.timeout)
-                .map_err(fail)?;
-            return self.update(&record.id, |r| r.enabled = true);
+            // An enable in progress, or one that died after starting its
+            // supervisor: its outcome.
+            tracing::info!(plugin = %name, pid, "an enable is in progress; waiting for it");
+            return self.wait_adopted(&record, opts);
         }
         let place = RunPlace::of(opts);
         if let Some(old) = record.run.as_ref().filter(|p| **p != place) {
@@ -183,86 +202,118 @@ impl Manager {
             r.failed = None;
             r.run = Some(place.clone());
         })?;
-        let started = match self.start_supervisor(&record, &place, opts.timeout, &opts.supervisor) {
-            // Another supervisor won the lease (a concurrent enable, or one
-            // a killed enable started): its plugin, once it serves.
-            Err(_) if self.running(&record).is_some() => self
-                .wait_adopted(&record, &place, opts.timeout)
-                .map(|()| Vec::new()),
-            other => other,
-        };
+        let started = self.start_supervisor(&record, &place, opts);
+        if let Err(Start::Lost) = started {
+            // Another supervisor won the lease (a concurrent enable, or
+            // one a killed enable started): its outcome.
+            return self.wait_adopted(&record, opts);
+        }
         let running = self.running(&record).is_some();
         let record = self.update(&record.id, |r| match &started {
             Ok(_) => r.enabled = true,
-            // A live supervisor whose plugin did not answer in time: its
-            // own enable records it.
+            // A live supervisor whose report this caller stopped reading:
+            // it records its own outcome.
             Err(_) if running => {}
-            Err(e) => {
+            Err(Start::Interrupted) => r.enabled = false,
+            Err(Start::Failed(e)) => {
                 r.enabled = false;
                 r.failed = Some(e.clone());
             }
+            Err(Start::Lost) => {}
         })?;
-        for w in started.map_err(fail)? {
-            tracing::warn!(plugin = %name, "{w}");
+        match started {
+            Ok(warnings) => {
+                for w in warnings {
+                    tracing::warn!(plugin = %name, "{w}");
+                }
+            }
+            Err(Start::Interrupted) => {
+                return Err(Error::Interrupted(format!(
+                    "enabling {name} (the plugin was stopped and stays disabled)"
+                )));
+            }
+            Err(Start::Failed(e)) => {
+                return Err(Error::State(format!("enabling {name}: {e}")));
+            }
+            Err(Start::Lost) => {}
         }
         tracing::info!(plugin = %name, "enabled");
         Ok(record)
     }
 
-    /// Waits for the socket of a plugin whose supervisor someone else
-    /// started, as long as that supervisor lives.
-    fn wait_adopted(
-        &self,
-        record: &Record,
-        place: &RunPlace,
-        timeout: Duration,
-    ) -> std::result::Result<(), String> {
-        let layout = self.layout_at(record, place);
-        let socket = layout.socket(&record.config);
-        let deadline = Instant::now() + timeout;
+    /// Waits for the outcome of a start someone else's supervisor is
+    /// making: it records the plugin enabled once it serves, or disabled
+    /// (and why) when it fails.
+    fn wait_adopted(&self, record: &Record, opts: &RunOptions) -> Result<Record> {
+        let name = record.familiar_name();
+        let place = Self::place(record, opts);
+        let layout = self.layout_at(record, &place);
+        // The other supervisor has its own timeout, and says nothing for
+        // at most as long as a start of ours may.
+        let limit = opts.timeout + Duration::from_secs(15);
+        let deadline = Instant::now() + limit;
         loop {
-            if pluginctl_runtime::activate::connect(&socket).is_ok() {
-                return Ok(());
+            let now = self.get(&record.id)?;
+            let pid = supervise::running(&layout);
+            if now.enabled && pid.is_some() {
+                return Ok(now);
             }
-            if supervise::running(&layout).is_none() {
-                return Err(format!(
-                    "the plugin's supervisor ended before {} answered; last lines of {}: {}",
-                    socket.display(),
-                    layout.log().display(),
-                    run::log_tail(&layout, 20)
-                ));
+            if pid.is_none() {
+                // Ended: the record says how, unless it was killed.
+                let why = now.failed.clone().unwrap_or_else(|| {
+                    format!(
+                        "its supervisor ended before the plugin was ready; last lines of {}: {}",
+                        layout.log().display(),
+                        run::log_tail(&layout, 20)
+                    )
+                });
+                if now.enabled {
+                    // Recorded enabled, but nothing runs it any more.
+                    self.update(&record.id, |r| r.enabled = false)?;
+                }
+                return Err(Error::State(format!(
+                    "enabling {name}: another enable of it failed: {why}"
+                )));
+            }
+            if crate::cancelled(opts.cancel.as_ref()) {
+                return Err(Error::Interrupted(format!(
+                    "waiting for the enable of {name} in progress (it goes on)"
+                )));
             }
             if Instant::now() > deadline {
-                return Err(format!(
-                    "no answer on {} after {} s",
-                    socket.display(),
-                    timeout.as_secs()
-                ));
+                return Err(Error::State(format!(
+                    "plugin {name} is being enabled by another command (supervisor pid {}), which has not finished after {} s",
+                    pid.unwrap_or(0),
+                    limit.as_secs()
+                )));
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
     /// Starts the supervisor and reads its report: the warnings, once the
     /// plugin is ready; the reason, when it is not. A supervisor that says
-    /// nothing for the timeout and 15 s more is killed, with its runtime.
+    /// nothing for the timeout and 15 s more, or that the caller's cancel
+    /// flag interrupts, is killed with its runtime, and what it left is
+    /// undone.
     fn start_supervisor(
         &self,
         record: &Record,
         place: &RunPlace,
-        timeout: Duration,
-        supervisor: &[OsString],
-    ) -> std::result::Result<Vec<String>, String> {
+        opts: &RunOptions,
+    ) -> std::result::Result<Vec<String>, Start> {
+        let timeout = opts.timeout;
         let layout = self.layout_at(record, place);
         let log_path = layout.log();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log_path)
-            .map_err(|e| format!("opening {}: {e}", log_path.display()))?;
-        let (program, args) = supervisor
+            .map_err(|e| Start::Failed(format!("opening {}: {e}", log_path.display())))?;
+        let (program, args) = opts
+            .supervisor
             .split_first()
-            .ok_or("no supervisor command is set")?;
+            .ok_or_else(|| Start::Failed("no supervisor command is set".to_owned()))?;
         let mut child = Command::new(program)
             .args(args)
             .arg("--root")
@@ -280,7 +331,12 @@ impl Manager {
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
-            .map_err(|e| format!("starting the supervisor {}: {e}", program.to_string_lossy()))?;
+            .map_err(|e| {
+                Start::Failed(format!(
+                    "starting the supervisor {}: {e}",
+                    program.to_string_lossy()
+                ))
+            })?;
         let (tx, rx) = std::sync::mpsc::channel();
         let out = child.stdout.take().expect("piped");
         std::thread::spawn(move || {
@@ -291,48 +347,58 @@ impl Manager {
                 }
             }
         });
-        let deadline = Instant::now() + timeout + Duration::from_secs(15);
+        let silence = timeout + Duration::from_secs(15);
+        let deadline = Instant::now() + silence;
         let mut warnings = Vec::new();
-        loop {
+        let ended = loop {
+            if crate::cancelled(opts.cancel.as_ref()) {
+                kill_group(child.id(), true);
+                break Ended::Interrupted;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
+            match rx.recv_timeout(left.min(Duration::from_millis(100))) {
                 Ok(l) if l == "ready" => return Ok(warnings),
                 Ok(l) => match l.strip_prefix("error: ") {
-                    Some(e) => {
-                        let _ = child.wait();
-                        return Err(e.to_owned());
-                    }
+                    Some(e) => break Ended::Said(e.to_owned()),
                     None => warnings.push(l.strip_prefix("warning: ").unwrap_or(&l).to_owned()),
                 },
-                Err(gone) => {
-                    let silent = gone == std::sync::mpsc::RecvTimeoutError::Timeout;
-                    if silent {
-                        kill_group(child.id(), true);
-                    }
-                    let status = child
-                        .wait()
-                        .map_or_else(|e| e.to_string(), |s| s.to_string());
-                    // What it left behind goes, unless another supervisor
-                    // holds the plugin now.
-                    if supervise::running(&layout).is_none() {
-                        let _ = run::stop(&layout, Duration::from_secs(2));
-                    }
-                    let what = if silent {
-                        format!(
-                            "the supervisor said nothing for {} s and was killed",
-                            (timeout + Duration::from_secs(15)).as_secs()
-                        )
-                    } else {
-                        format!("the supervisor ended ({status}) before the plugin was ready")
-                    };
-                    return Err(format!(
-                        "{what}; last lines of {}: {}",
-                        log_path.display(),
-                        run::log_tail(&layout, 20)
-                    ));
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if left.is_zero() => {
+                    kill_group(child.id(), true);
+                    break Ended::Silent;
                 }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break Ended::Gone,
             }
+        };
+        let status = child
+            .wait()
+            .map_or_else(|e| e.to_string(), |s| s.to_string());
+        if supervise::running(&layout).is_some() {
+            // Another supervisor holds the plugin now (ours lost the lease).
+            return Err(Start::Lost);
         }
+        // What ours left behind goes.
+        let _ = run::stop(&layout, Duration::from_secs(2));
+        let tail = || {
+            format!(
+                "last lines of {}: {}",
+                log_path.display(),
+                run::log_tail(&layout, 20)
+            )
+        };
+        Err(match ended {
+            Ended::Interrupted => Start::Interrupted,
+            Ended::Said(e) => Start::Failed(e),
+            Ended::Silent => Start::Failed(format!(
+                "the supervisor said nothing for {} s and was killed; {}",
+                silence.as_secs(),
+                tail()
+            )),
+            Ended::Gone => Start::Failed(format!(
+                "the supervisor ended ({status}) before the plugin was ready; {}",
+                tail()
+            )),
+        })
     }
 
     /// The supervisor's side of [`Manager::enable`]: runs the plugin until
@@ -356,20 +422,39 @@ impl Manager {
             timeout: opts.timeout,
             ..Policy::default()
         };
-        let outcome =
-            supervise::supervise(&layout, &record.config, &record.settings, &policy, report)
-                .map_err(|e| Error::State(e.to_string()))?;
-        if let Outcome::Failed(reason) = outcome {
-            self.update(&record.id, |r| {
-                r.enabled = false;
-                r.failed = Some(reason.clone());
-            })?;
-            return Err(Error::State(format!(
-                "plugin {}: {reason}",
-                record.familiar_name()
-            )));
+        let id = record.id.clone();
+        // The record follows the start whoever waits for it (an enable
+        // interrupted meanwhile, a restore, another enable).
+        let mut on_ready = || {
+            self.update(&id, |r| {
+                r.enabled = true;
+                r.failed = None;
+            })
+            .map(drop)
+            .map_err(|e| format!("recording the plugin enabled: {e}"))
+        };
+        let outcome = supervise::supervise(
+            &layout,
+            &record.config,
+            &record.settings,
+            &policy,
+            report,
+            &mut on_ready,
+        )
+        .map_err(|e| Error::State(e.to_string()))?;
+        match outcome {
+            Outcome::Stopped => Ok(()),
+            Outcome::NotStarted(reason) | Outcome::Failed(reason) => {
+                self.update(&record.id, |r| {
+                    r.enabled = false;
+                    r.failed = Some(reason.clone());
+                })?;
+                Err(Error::State(format!(
+                    "plugin {}: {reason}",
+                    record.familiar_name()
+                )))
+            }
         }
-        Ok(())
     }
 
     /// `docker plugin disable`: the supervisor stops the plugin (SIGTERM,
@@ -453,6 +538,25 @@ impl Manager {
         }
         Ok(done)
     }
+}
+
+/// How a start the caller made did not succeed.
+enum Start {
+    /// The reason, for the record and the error.
+    Failed(String),
+    /// Another supervisor holds the lease: its start is the one to wait for.
+    Lost,
+    /// The caller's cancel flag: the supervisor was killed, its plugin
+    /// stopped.
+    Interrupted,
+}
+
+/// Why the report of a start stopped coming.
+enum Ended {
+    Interrupted,
+    Said(String),
+    Silent,
+    Gone,
 }
 
 /// SIGTERM (or SIGKILL) to a supervisor, and with `kill`, to its whole

@@ -68,6 +68,9 @@ impl Default for Policy {
 pub enum Outcome {
     /// Asked to stop (SIGTERM, SIGINT, SIGHUP): the plugin was stopped.
     Stopped,
+    /// The first start failed (reported as `error: …`): nothing runs and
+    /// nothing stays mounted. The reason, for the record.
+    NotStarted(String),
     /// The plugin kept dying: the reason, for the record.
     Failed(String),
 }
@@ -117,6 +120,28 @@ pub fn acquire(layout: &Layout) -> Result<Lease> {
         .and_then(|()| writeln!(file, "{}", std::process::id()));
     written.map_err(|e| RunError(format!("writing {}: {e}", path.display())))?;
     Ok(Lease { _file: file })
+}
+
+/// Removes the lease of a plugin nobody supervises (it is being removed):
+/// taken first, so that a live supervisor's lease is never unlinked.
+pub fn remove_lease(layout: &Layout) -> Result<()> {
+    use rustix::fs::{FlockOperation, flock};
+    let path = layout.lease();
+    let Ok(file) = fs::File::open(&path) else {
+        return Ok(());
+    };
+    if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+        return Err(RunError(format!(
+            "plugin {} is supervised (lease {})",
+            layout.id,
+            path.display()
+        )));
+    }
+    match fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(RunError(format!("removing {}: {e}", path.display()))),
+    }
 }
 
 /// The PID of the live supervisor of this plugin, if there is one.
@@ -215,8 +240,10 @@ fn watch(mut child: Child, tx: mpsc::Sender<Event>) {
 /// Runs the plugin until asked to stop or until it keeps dying: takes the
 /// lease, clears what a dead run left, prepares the bundle, starts the
 /// runtime, waits for the socket, checks `Plugin.Activate`, publishes the
-/// socket when the layout says so, and reports on `report`. Returns
-/// `Err` (after reporting it) when the first start fails; the plugin is
+/// socket when the layout says so, calls `on_ready` (whose error fails
+/// the start), and reports on `report`. Returns `Err` (after reporting
+/// it) when the lease is held by another supervisor, and
+/// [`Outcome::NotStarted`] when the first start fails: the plugin is then
 /// stopped and nothing stays mounted.
 pub fn supervise(
     layout: &Layout,
@@ -224,12 +251,21 @@ pub fn supervise(
     settings: &PluginSettings,
     policy: &Policy,
     report: &mut dyn std::io::Write,
+    on_ready: &mut dyn FnMut() -> std::result::Result<(), String>,
 ) -> Result<Outcome> {
     let fail = |report: &mut dyn std::io::Write, e: RunError| {
         let _ = writeln!(report, "error: {e}");
         let _ = report.flush();
         Err(e)
     };
+    let not_started = |report: &mut dyn std::io::Write, e: RunError| {
+        let _ = writeln!(report, "error: {e}");
+        let _ = report.flush();
+        Ok(Outcome::NotStarted(e.0))
+    };
+    if let Err(e) = config.check_socket() {
+        return fail(report, RunError(e.to_string()));
+    }
     // The timeout covers the whole start, not only the wait on the socket.
     let began = Instant::now();
     let _lease = match acquire(layout) {
@@ -245,7 +281,7 @@ pub fn supervise(
     .map_err(|e| RunError(format!("installing signal handlers: {e}")));
     let mut signals = match signals {
         Ok(s) => s,
-        Err(e) => return fail(report, e),
+        Err(e) => return not_started(report, e),
     };
     let stop_tx = tx.clone();
     let asked = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -259,7 +295,7 @@ pub fn supervise(
     let stop_asked = || asked.load(std::sync::atomic::Ordering::SeqCst);
     // A supervisor killed earlier may have left the plugin running.
     if let Err(e) = run::stop(layout, Duration::from_secs(1)) {
-        return fail(report, e);
+        return not_started(report, e);
     }
     let first = run::prepare(layout, config, settings).and_then(|bundle| {
         let mut child = run::start(layout, &bundle)?;
@@ -279,7 +315,11 @@ pub fn supervise(
         Err(e) => {
             // It never served: no grace to give.
             let _ = run::stop(layout, Duration::from_millis(300));
-            return fail(report, e);
+            if stop_asked() {
+                let _ = writeln!(report, "error: {e}");
+                return Ok(Outcome::Stopped);
+            }
+            return not_started(report, e);
         }
     };
     match activate::activate(&layout.socket(config), Duration::from_secs(5)) {
@@ -291,6 +331,10 @@ pub fn supervise(
         Err(e) => {
             note(layout, &format!("no usable answer to Plugin.Activate: {e}"));
         }
+    }
+    if let Err(e) = on_ready() {
+        let _ = run::stop(layout, policy.grace);
+        return not_started(report, RunError(e));
     }
     let _ = writeln!(report, "ready");
     let _ = report.flush();

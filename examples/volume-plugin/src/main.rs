@@ -6,8 +6,10 @@
 //! socket `/run/docker/plugins/$SOCKET` (default `sample.sock`), keeping
 //! volumes under `$VOLUME_ROOT` (default `/data`, the plugin's propagated
 //! mount). It exits on SIGTERM or SIGINT, removing its socket: as PID 1
-//! of the plugin's namespace, an unhandled SIGTERM would be ignored. Built
-//! static, so that it needs nothing else in its rootfs.
+//! of the plugin's namespace, an unhandled SIGTERM would be ignored.
+//! `$START_DELAY_MS` makes it wait that long before it listens, as a
+//! plugin with a slow start does. Built static, so that it needs nothing
+//! else in its rootfs.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -30,14 +32,6 @@ fn main() {
         std::process::exit(1);
     }
     let path = Path::new(&dir).join(&socket_name);
-    let _ = std::fs::remove_file(&path);
-    let listener = match UnixListener::bind(&path) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("volume-plugin: listening on {}: {e}", path.display());
-            std::process::exit(1);
-        }
-    };
     match signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGINT,
@@ -54,6 +48,21 @@ fn main() {
         }
         Err(e) => eprintln!("volume-plugin: no signal handling: {e}"),
     }
+    if let Some(ms) = std::env::var("START_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        eprintln!("volume-plugin: starting in {ms} ms");
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+    let _ = std::fs::remove_file(&path);
+    let listener = match UnixListener::bind(&path) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("volume-plugin: listening on {}: {e}", path.display());
+            std::process::exit(1);
+        }
+    };
     eprintln!(
         "volume-plugin: serving on {}, volumes in {}",
         path.display(),
