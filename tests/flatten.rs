@@ -375,3 +375,207 @@ fn umoci_unpacks_the_same_tree() {
 fn is_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
 }
+
+fn write_gzip(path: &Path, tar: &[u8]) {
+    fs::write(path, gzip(tar)).unwrap();
+}
+
+#[test]
+fn a_compressed_docker_save_is_an_archive_and_is_never_mixed_with_layers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layers = vec![layer(L1), layer(L2)];
+    let save = tmp.path().join("save.tar");
+    fs::write(&save, docker_save(&layers)).unwrap();
+    let save_gz = tmp.path().join("save.tar.gz");
+    write_gzip(&save_gz, &docker_save(&layers));
+    let l1 = tmp.path().join("l1.tar.gz");
+    fs::write(&l1, gzip(&layers[0])).unwrap();
+    let out = tmp.path().join("out.tar");
+    let o = out.to_str().unwrap();
+
+    // docker load takes a gzipped save: so does flatten, as the image.
+    ok(&run(&["flatten", save_gz.to_str().unwrap(), "-o", o], None));
+    assert_eq!(tree_of_tar(&out), expected(&layers));
+    ok(&run(
+        &["flatten", "-", "-o", o],
+        Some(&gzip(&docker_save(&layers))),
+    ));
+    assert_eq!(tree_of_tar(&out), expected(&layers));
+    // A gzipped layer stays a layer.
+    ok(&run(&["flatten", l1.to_str().unwrap(), "-o", o], None));
+    assert_eq!(tree_of_tar(&out), expected(&layers[..1]));
+
+    fs::remove_file(&out).unwrap();
+    for (inputs, expect) in [
+        (
+            vec![save.to_str().unwrap(), l1.to_str().unwrap()],
+            format!(
+                "pluginctl: {} is a docker save archive; it is flattened alone, not among layer files\n",
+                save.display()
+            ),
+        ),
+        (
+            vec![l1.to_str().unwrap(), save_gz.to_str().unwrap()],
+            format!(
+                "pluginctl: {} is a docker save archive; it is flattened alone, not among layer files\n",
+                save_gz.display()
+            ),
+        ),
+        (
+            vec!["-", l1.to_str().unwrap()],
+            "pluginctl: - (stdin) takes a docker save archive alone; name layer files by path\n"
+                .to_owned(),
+        ),
+        (
+            vec!["oci:./layout", l1.to_str().unwrap()],
+            "pluginctl: oci:./layout: an OCI layout is flattened alone, not among layer files\n"
+                .to_owned(),
+        ),
+    ] {
+        let mut args = vec!["flatten"];
+        args.extend(&inputs);
+        args.extend(["-o", o]);
+        let r = run(&args, None);
+        assert_eq!(r.status.code(), Some(1), "{inputs:?}");
+        assert_eq!(String::from_utf8_lossy(&r.stderr), expect);
+        assert!(!out.exists(), "{inputs:?}");
+    }
+}
+
+#[test]
+fn errors_name_the_archive_and_the_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A save whose layer is named by a digest it does not have.
+    let body = layer(L1);
+    let wrong = "0".repeat(64);
+    let name = format!("blobs/sha256/{wrong}");
+    let mut w = Writer::new(Vec::new());
+    let mut h = Header::new(Kind::File, name.as_bytes());
+    h.size = body.len() as u64;
+    w.append(&h, &mut &body[..]).unwrap();
+    let manifest = format!(r#"[{{"Config":"c.json","RepoTags":[],"Layers":["{name}"]}}]"#);
+    let mut h = Header::new(Kind::File, b"manifest.json");
+    h.size = manifest.len() as u64;
+    w.append(&h, &mut manifest.as_bytes()).unwrap();
+    let save = tmp.path().join("tampered.tar");
+    fs::write(&save, w.finish().unwrap()).unwrap();
+    let r = run(&["flatten", save.to_str().unwrap(), "-o", "-"], None);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(
+        err.contains(&format!("layer {name} of {}", save.display()))
+            && err.contains("expected sha256:")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+    let r = run(
+        &["flatten", "-", "-o", "-"],
+        Some(&fs::read(&save).unwrap()),
+    );
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(err.contains(&format!("layer {name} of stdin")), "{err}");
+
+    // An output in a directory that does not exist is named as given.
+    let l1 = tmp.path().join("l1.tar");
+    fs::write(&l1, layer(L1)).unwrap();
+    let target = tmp.path().join("nodir/x.tar");
+    let r = run(
+        &[
+            "flatten",
+            l1.to_str().unwrap(),
+            "-o",
+            target.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&r.stderr),
+        format!(
+            "pluginctl: writing {}: No such file or directory (os error 2)\n",
+            target.display()
+        )
+    );
+}
+
+/// A gzipped layer of three 48 MiB files: a few hundred milliseconds of
+/// flattening, to interrupt.
+fn big_layer(path: &Path) {
+    let file = fs::File::create(path).unwrap();
+    let gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    let mut w = Writer::new(gz);
+    for i in 0..3u64 {
+        let data = pluginctl_testkit::pattern(i, 48 << 20);
+        let mut h = Header::new(Kind::File, format!("big{i}").as_bytes());
+        h.size = data.len() as u64;
+        w.append(&h, &mut &data[..]).unwrap();
+    }
+    w.finish().unwrap().finish().unwrap();
+}
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".pluginctl-"))
+        .collect()
+}
+
+#[test]
+fn an_interrupted_flatten_leaves_nothing_and_stale_files_are_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("big.tar.gz");
+    big_layer(&input);
+    let outdir = tmp.path().join("out");
+    fs::create_dir(&outdir).unwrap();
+    for format in ["tar", "dir"] {
+        for delay_ms in [50, 120, 200] {
+            let target = outdir.join(format!("flat-{format}-{delay_ms}"));
+            let child = pluginctl()
+                .args(["flatten", "--format", format, input.to_str().unwrap(), "-o"])
+                .arg(&target)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            assert!(
+                Command::new("kill")
+                    .args(["-INT", &child.id().to_string()])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+            let out = child.wait_with_output().unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(130),
+                "{format} {delay_ms} ms: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(
+                leftovers(&outdir),
+                Vec::<String>::new(),
+                "{format} {delay_ms} ms"
+            );
+            assert!(!target.exists(), "{format} {delay_ms} ms");
+        }
+    }
+    // What a killed flatten left (its process gone) goes on the next run;
+    // what a live one is writing stays.
+    let dead = ".pluginctl-flatten-4000000000-dead";
+    fs::write(outdir.join(dead), b"partial").unwrap();
+    fs::create_dir_all(outdir.join(format!("{dead}dir/etc"))).unwrap();
+    let live = format!(".pluginctl-flatten-{}-live", std::process::id());
+    fs::write(outdir.join(&live), b"in progress").unwrap();
+    let small = tmp.path().join("l1.tar");
+    fs::write(&small, layer(L1)).unwrap();
+    ok(&run(
+        &[
+            "flatten",
+            small.to_str().unwrap(),
+            "-o",
+            outdir.join("flat.tar").to_str().unwrap(),
+        ],
+        None,
+    ));
+    assert_eq!(leftovers(&outdir), [live]);
+}

@@ -66,7 +66,7 @@ impl flatten::Layers for Sources {
                 source: e,
             })?;
         Ok(Box::new(Verify {
-            inner: f.take(s.size),
+            inner: crate::interrupt::Checked(f).take(s.size),
             digester: s.digest.as_ref().map(|d| Digester::new(d.algorithm())),
             span: s,
             seen: 0,
@@ -116,7 +116,7 @@ impl flatten::Layers for Sources {
 /// Checks size and digest as the layer streams past; fails at the end
 /// rather than let unverified bytes count as the layer.
 struct Verify<'a> {
-    inner: io::Take<File>,
+    inner: io::Take<crate::interrupt::Checked<File>>,
     digester: Option<Digester>,
     span: &'a Span,
     seen: u64,
@@ -151,21 +151,56 @@ impl Read for Verify<'_> {
 }
 
 pub(crate) fn run(args: &Args) -> Result<()> {
+    // Reads stop at a signal; the temporary output goes with the error.
+    crate::interrupt::cooperate();
+    if args.output != "-" {
+        remove_stale(&parent_of(Path::new(&args.output)));
+    }
+    // A compressed docker save (or one on stdin) is read from a plain
+    // spool: its layers are found by offset and read twice.
     let mut spool = None;
     let sources = match args.inputs.as_slice() {
         [one] if one.starts_with("oci:") => oci_layout(&one["oci:".len()..])?,
         [one] if one == "-" => {
-            let tmp = spool_stdin()?;
-            let s = docker_save(tmp.path())?
+            let input = rootfs::decompress::decompress(io::stdin(), &Default::default())
+                .context("reading stdin")?;
+            let (tmp, registered) = spool_plain(input, "stdin")?;
+            let s = docker_save(tmp.path(), "stdin")?
                 .ok_or_else(|| anyhow!("stdin is not a docker save archive (no manifest.json)"))?;
-            spool = Some(tmp);
+            spool = Some((tmp, registered));
             s
         }
-        [one] => match docker_save(Path::new(one))? {
-            Some(s) => s,
-            None => layer_files(&args.inputs)?,
+        [one] => match input_kind(Path::new(one))? {
+            InputKind::Save => docker_save(Path::new(one), one)?
+                .ok_or_else(|| anyhow!("{one}: not a docker save archive"))?,
+            InputKind::CompressedSave => {
+                let file = File::open(one).with_context(|| format!("opening {one}"))?;
+                let input = rootfs::decompress::decompress(file, &Default::default())
+                    .with_context(|| format!("reading {one}"))?;
+                let (tmp, registered) = spool_plain(input, one)?;
+                let s = docker_save(tmp.path(), one)?
+                    .ok_or_else(|| anyhow!("{one}: not a docker save archive"))?;
+                spool = Some((tmp, registered));
+                s
+            }
+            InputKind::Layer => layer_files(&args.inputs)?,
         },
-        many => layer_files(many)?,
+        many => {
+            for one in many {
+                if one == "-" {
+                    bail!("- (stdin) takes a docker save archive alone; name layer files by path");
+                }
+                if one.starts_with("oci:") {
+                    bail!("{one}: an OCI layout is flattened alone, not among layer files");
+                }
+                if input_kind(Path::new(one))? != InputKind::Layer {
+                    bail!(
+                        "{one} is a docker save archive; it is flattened alone, not among layer files"
+                    );
+                }
+            }
+            layer_files(many)?
+        }
     };
     let mut options = flatten::Options::default();
     match args.format {
@@ -178,23 +213,24 @@ pub(crate) fn run(args: &Args) -> Result<()> {
         Format::Tar => {
             let target = PathBuf::from(&args.output);
             let tmp = temp_beside(&target)?;
+            let registered = crate::interrupt::remove_on_interrupt(tmp.path());
             // Compressed layers are decompressed once, spooled beside the
             // output (where there must be room for it anyway).
             options.spool_dir = Some(parent_of(&target));
-            flatten::flatten_file(&sources, tmp.as_file(), &options)?;
-            tmp.as_file()
-                .sync_all()
-                .with_context(|| format!("writing {}", target.display()))?;
-            // tempfile creates 0600; an output is an ordinary file.
-            fs::set_permissions(tmp.path(), {
-                let mut p = perms_of(tmp.as_file())?;
+            let written = || -> Result<()> {
+                flatten::flatten_file(&sources, tmp.as_file(), &options)?;
+                tmp.as_file().sync_all()?;
+                // tempfile creates 0600; an output is an ordinary file.
+                let mut p = tmp.as_file().metadata()?.permissions();
                 std::os::unix::fs::PermissionsExt::set_mode(&mut p, 0o644);
-                p
-            })
-            .with_context(|| format!("writing {}", target.display()))?;
+                fs::set_permissions(tmp.path(), p)?;
+                Ok(())
+            };
+            written().with_context(|| format!("writing {}", target.display()))?;
             tmp.persist(&target)
                 .map_err(|e| e.error)
-                .with_context(|| format!("renaming into {}", target.display()))?;
+                .with_context(|| format!("writing {}", target.display()))?;
+            drop(registered);
         }
         Format::Dir => {
             if args.output == "-" {
@@ -207,11 +243,12 @@ pub(crate) fn run(args: &Args) -> Result<()> {
                     target.display()
                 );
             }
-            let parent = parent_of(&target);
+            let parent = output_dir(&target)?;
             let staging = tempfile::Builder::new()
-                .prefix(".pluginctl-flatten-")
+                .prefix(&temp_prefix())
                 .tempdir_in(&parent)
-                .with_context(|| format!("creating a staging directory in {}", parent.display()))?;
+                .with_context(|| format!("writing {}", target.display()))?;
+            let registered = crate::interrupt::remove_on_interrupt(staging.path());
             let opts = extract::Options::default();
             let mut spans = Vec::new();
             for i in 0..flatten::Layers::len(&sources) {
@@ -221,14 +258,126 @@ pub(crate) fn run(args: &Args) -> Result<()> {
             let staged = staging.keep();
             fs::rename(&staged, &target)
                 .with_context(|| format!("renaming into {}", target.display()))?;
+            drop(registered);
         }
     }
     drop(spool);
     Ok(())
 }
 
-fn perms_of(f: &File) -> Result<fs::Permissions> {
-    Ok(f.metadata().context("inspecting the output")?.permissions())
+/// What a single input file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InputKind {
+    /// A plain `docker save` tar.
+    Save,
+    /// A `docker save` tar behind gzip or zstd (`docker load` takes it).
+    CompressedSave,
+    /// A layer (plain or compressed).
+    Layer,
+}
+
+/// Tells a docker save archive from a layer. A plain tar is a save when
+/// it has a top-level `manifest.json`; a compressed one is read only until
+/// an entry that no save archive has (a layer's first entry, as a rule).
+fn input_kind(path: &Path) -> Result<InputKind> {
+    let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut head = [0u8; 512];
+    let n = read_full(&mut f, &mut head).with_context(|| format!("reading {}", path.display()))?;
+    match rootfs::decompress::detect(&head[..n]) {
+        Some(pluginctl_manager::oci::Compression::None) => {
+            return Ok(
+                if index_tar(path)?.is_some_and(|m| m.contains_key("manifest.json")) {
+                    InputKind::Save
+                } else {
+                    InputKind::Layer
+                },
+            );
+        }
+        None => return Ok(InputKind::Layer),
+        Some(_) => {}
+    }
+    f.seek(SeekFrom::Start(0))?;
+    let Ok(plain) = rootfs::decompress::decompress(f, &Default::default()) else {
+        return Ok(InputKind::Layer); // the layer's own reading says why
+    };
+    let mut reader = rootfs::tar::Reader::new(plain, rootfs::tar::Limits::default());
+    let mut manifest = false;
+    while let Ok(Some(h)) = reader.next_header() {
+        let name = String::from_utf8_lossy(&h.path);
+        let name = name.trim_start_matches("./").trim_end_matches('/');
+        if !in_save_archive(name) {
+            return Ok(InputKind::Layer);
+        }
+        manifest |= name == "manifest.json";
+    }
+    Ok(if manifest {
+        InputKind::CompressedSave
+    } else {
+        InputKind::Layer
+    })
+}
+
+/// Whether a docker save archive (legacy or OCI form) can hold `name`.
+fn in_save_archive(name: &str) -> bool {
+    let hex64 = |s: &str| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let first = name.split('/').next().unwrap_or_default();
+    matches!(
+        name,
+        "manifest.json" | "index.json" | "oci-layout" | "repositories" | "blobs"
+    ) || first == "blobs"
+        || hex64(first)
+        || name.strip_suffix(".json").is_some_and(hex64)
+}
+
+fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// `.pluginctl-flatten-<pid>-`: the PID tells a later run whether the
+/// process that made a temporary file is gone.
+fn temp_prefix() -> String {
+    format!("{TEMP_PREFIX}{}-", std::process::id())
+}
+
+const TEMP_PREFIX: &str = ".pluginctl-flatten-";
+
+/// Removes what killed flattens left in `dir`: temporary files and
+/// staging directories of our naming whose process is gone.
+fn remove_stale(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(TEMP_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new("/proc").join(pid.to_string()).exists() {
+            continue;
+        }
+        let path = e.path();
+        let removed = if e.file_type().is_ok_and(|t| t.is_dir()) {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        match removed {
+            Ok(()) => tracing::info!(path = %path.display(), "removed what a killed flatten left"),
+            Err(err) => tracing::warn!(path = %path.display(), "removing a stale file: {err}"),
+        }
+    }
 }
 
 fn parent_of(p: &Path) -> PathBuf {
@@ -238,19 +387,36 @@ fn parent_of(p: &Path) -> PathBuf {
     }
 }
 
-fn temp_beside(target: &Path) -> Result<tempfile::NamedTempFile> {
+/// The directory an output goes in, which must exist: an error names the
+/// output as given (tempfile's would name its own temporary file).
+fn output_dir(target: &Path) -> Result<PathBuf> {
     let dir = parent_of(target);
-    tempfile::Builder::new()
-        .prefix(".pluginctl-flatten-")
-        .tempfile_in(&dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))
+    fs::metadata(&dir).with_context(|| format!("writing {}", target.display()))?;
+    Ok(dir)
 }
 
-/// stdin cannot be read twice: it is spooled to a temporary file first.
-fn spool_stdin() -> Result<tempfile::NamedTempFile> {
-    let mut tmp = tempfile::NamedTempFile::new().context("creating a temporary file for stdin")?;
-    io::copy(&mut io::stdin().lock(), &mut tmp).context("reading stdin")?;
-    Ok(tmp)
+fn temp_beside(target: &Path) -> Result<tempfile::NamedTempFile> {
+    output_dir(target)?;
+    tempfile::Builder::new()
+        .prefix(&temp_prefix())
+        .tempfile_in(parent_of(target))
+        .with_context(|| format!("writing {}", target.display()))
+}
+
+/// A plain copy of `input` in a temporary file, removed on an interrupt
+/// too: stdin cannot be read twice, and a compressed archive cannot be
+/// read by offset.
+fn spool_plain(
+    mut input: impl Read,
+    what: &str,
+) -> Result<(tempfile::NamedTempFile, crate::interrupt::Registered)> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&temp_prefix())
+        .tempfile()
+        .with_context(|| format!("creating a temporary file for {what}"))?;
+    let registered = crate::interrupt::remove_on_interrupt(tmp.path());
+    io::copy(&mut input, &mut tmp).with_context(|| format!("reading {what}"))?;
+    Ok((tmp, registered))
 }
 
 fn layer_files(paths: &[String]) -> Result<Sources> {
@@ -309,7 +475,8 @@ struct SaveManifest {
 }
 
 /// A `docker save` tarball: `manifest.json` names the layer members.
-fn docker_save(path: &Path) -> Result<Option<Sources>> {
+/// `label` names the archive in errors (`stdin` for a spool of it).
+fn docker_save(path: &Path, label: &str) -> Result<Option<Sources>> {
     let Some(members) = index_tar(path)? else {
         return Ok(None);
     };
@@ -317,23 +484,19 @@ fn docker_save(path: &Path) -> Result<Option<Sources>> {
         return Ok(None);
     };
     if size > MAX_MANIFEST_BYTES as u64 {
-        bail!(
-            "{}: manifest.json is {size} bytes, over the limit",
-            path.display()
-        );
+        bail!("{label}: manifest.json is {size} bytes, over the limit");
     }
     let mut f = File::open(path)?;
     f.seek(SeekFrom::Start(offset))?;
     let mut bytes = Vec::new();
     f.take(size).read_to_end(&mut bytes)?;
     let images: Vec<SaveManifest> = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{}: invalid manifest.json", path.display()))?;
+        .with_context(|| format!("{label}: invalid manifest.json"))?;
     let image = match images.as_slice() {
         [one] => one,
-        [] => bail!("{}: manifest.json lists no image", path.display()),
+        [] => bail!("{label}: manifest.json lists no image"),
         many => bail!(
-            "{}: the archive holds {} images; flatten takes one",
-            path.display(),
+            "{label}: the archive holds {} images; flatten takes one",
             many.len()
         ),
     };
@@ -342,10 +505,7 @@ fn docker_save(path: &Path) -> Result<Option<Sources>> {
         .iter()
         .map(|name| {
             let &(offset, size) = members.get(name.trim_start_matches("./")).ok_or_else(|| {
-                anyhow!(
-                    "{}: layer {name} is listed in manifest.json but not in the archive",
-                    path.display()
-                )
+                anyhow!("{label}: layer {name} is listed in manifest.json but not in the archive")
             })?;
             // Docker ≥ 25 names layers by digest (blobs/sha256/<hex>): verify.
             let digest = name
@@ -357,7 +517,7 @@ fn docker_save(path: &Path) -> Result<Option<Sources>> {
                 offset,
                 size,
                 digest,
-                name: name.clone(),
+                name: format!("{name} of {label}"),
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -436,7 +596,7 @@ fn oci_layout(spec: &str) -> Result<Sources> {
                             offset: 0,
                             size: l.size,
                             digest: Some(l.digest.clone()),
-                            name: l.digest.to_string(),
+                            name: format!("{} of {}", l.digest, dir.display()),
                         })
                     })
                     .collect::<Result<Vec<_>>>()?;

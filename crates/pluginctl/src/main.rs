@@ -7,6 +7,7 @@
 #![allow(rustdoc::broken_intra_doc_links)]
 
 mod flatten;
+mod interrupt;
 mod plugins;
 mod progress;
 
@@ -17,7 +18,13 @@ use clap::{Parser, Subcommand};
 
 /// Docker managed plugins without dockerd.
 #[derive(Debug, Parser)]
-#[command(name = "pluginctl", version, about, long_about = None)]
+#[command(
+    name = "pluginctl",
+    version,
+    about,
+    long_about = None,
+    arg_required_else_help = true
+)]
 struct Cli {
     #[command(flatten)]
     global: plugins::Global,
@@ -41,7 +48,7 @@ enum Command {
     #[command(alias = "remove")]
     Rm(plugins::RmArgs),
     /// Delete blobs no plugin uses, and stale downloads
-    Gc,
+    Gc(plugins::GcArgs),
     /// Show the privileges a plugin in a registry asks for
     Privileges(plugins::PrivilegesArgs),
     /// Install a plugin from a registry
@@ -86,6 +93,12 @@ fn main() -> ExitCode {
                 let _ = write!(std::io::stdout().lock(), "{help}");
                 return ExitCode::SUCCESS;
             }
+            if e.kind() == ErrorKind::MissingSubcommand {
+                // Options but no command: clap's own message would list
+                // the hidden `supervise`.
+                eprintln!("pluginctl: a command is missing; run 'pluginctl --help'");
+                return ExitCode::from(2);
+            }
             // One line, as every other error: clap's first paragraph.
             let rendered = e.render().to_string();
             let first: Vec<&str> = rendered
@@ -99,6 +112,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if !matches!(cli.command, Command::Supervise(_)) {
+        // The supervisor handles its signals itself (they stop the plugin).
+        interrupt::install();
+    }
     tracing_subscriber::fmt()
         .with_max_level(cli.global.log_level)
         .with_writer(std::io::stderr)
@@ -110,7 +127,7 @@ fn main() -> ExitCode {
         Command::Ls(a) => plugins::ls(&cli.global, &a),
         Command::Inspect(a) => plugins::inspect(&cli.global, &a),
         Command::Rm(a) => plugins::rm(&cli.global, &a),
-        Command::Gc => plugins::gc(&cli.global),
+        Command::Gc(a) => plugins::gc(&cli.global, &a),
         Command::Privileges(a) => plugins::privileges(&cli.global, &a),
         Command::Install(a) => plugins::install(&cli.global, &a),
         Command::Push(a) => plugins::push(&cli.global, &a),
@@ -130,6 +147,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if interrupt::interrupted() => {
+            eprintln!("pluginctl: {}", chain(&e));
+            ExitCode::from(interrupt::exit_code())
+        }
         Err(e) => {
             let _ = std::io::stdout().flush();
             eprintln!("pluginctl: {}", chain(&e));
@@ -139,7 +160,7 @@ fn main() -> ExitCode {
 }
 
 /// `outer: inner: innermost`, each message once.
-fn chain(e: &anyhow::Error) -> String {
+pub(crate) fn chain(e: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in e.chain() {
         let s = cause.to_string();

@@ -100,7 +100,24 @@ impl Global {
         })
     }
 
+    /// The manager over an existing root. A root named by `--root` or
+    /// `$PLUGINCTL_ROOT` that does not exist is an error (a typo must not
+    /// grow a state tree); the default one is made on first use.
     pub(crate) fn manager(&self) -> Result<Manager> {
+        let root = self.root();
+        let named = self.root.is_some() || std::env::var_os("PLUGINCTL_ROOT").is_some();
+        if named && !root.exists() {
+            bail!(
+                "pluginctl root {} does not exist (create and install make one)",
+                root.display()
+            );
+        }
+        self.manager_new()
+    }
+
+    /// The manager, making the root when it is missing (`create`,
+    /// `install`).
+    pub(crate) fn manager_new(&self) -> Result<Manager> {
         let root = self.root();
         Manager::open(&root).with_context(|| format!("opening {}", root.display()))
     }
@@ -129,8 +146,9 @@ pub(crate) fn create(g: &Global, a: &CreateArgs) -> Result<()> {
         "zstd" => Compression::ZSTD,
         other => bail!("--compress {other:?}: expected gzip or zstd"),
     };
-    let m = g.manager()?;
-    let mut options = CreateOptions::compression(compression);
+    let m = g.manager_new()?;
+    crate::interrupt::cooperate();
+    let mut options = CreateOptions::compression(compression).with_cancel(crate::interrupt::flag());
     let bar = (!g.quiet).then(|| crate::progress::layer_bar(&a.name));
     if let Some(shown) = &bar {
         let shown = shown.clone();
@@ -291,12 +309,25 @@ pub(crate) struct InspectArgs {
 
 pub(crate) fn inspect(g: &Global, a: &InspectArgs) -> Result<()> {
     let m = g.manager()?;
+    // As Docker: what was found is printed, then the errors.
     let mut plugins = Vec::new();
+    let mut missing = Vec::new();
     for p in &a.plugins {
-        plugins.push(m.inspect(p)?);
+        match m.inspect(p) {
+            Ok(found) => plugins.push(found),
+            Err(e) => missing.push(e),
+        }
     }
+    print_inspected(&plugins, a.format.as_deref())?;
+    failures(
+        missing.into_iter().map(anyhow::Error::new).collect(),
+        a.plugins.len(),
+    )
+}
+
+fn print_inspected(plugins: &[pluginctl_manager::oci::Plugin], format: Option<&str>) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    match a.format.as_deref() {
+    match format {
         None | Some("json") => {
             out.write_all(&pluginctl_manager::oci::json::to_vec_pretty(
                 &plugins, "    ",
@@ -304,7 +335,7 @@ pub(crate) fn inspect(g: &Global, a: &InspectArgs) -> Result<()> {
             writeln!(out)?;
         }
         Some(template) => {
-            for p in &plugins {
+            for p in plugins {
                 let value = serde_json::to_value(p)?;
                 writeln!(out, "{}", render(template, &value)?)?;
             }
@@ -359,39 +390,58 @@ pub(crate) struct RmArgs {
     plugins: Vec<String>,
 }
 
+/// Runs `each` for every named plugin, as Docker's commands over several
+/// objects do: every one is tried, and the failures are reported by
+/// [`failures`].
+fn for_each_plugin(names: &[String], mut each: impl FnMut(&str) -> Result<()>) -> Result<()> {
+    let errors: Vec<anyhow::Error> = names.iter().filter_map(|p| each(p).err()).collect();
+    failures(errors, names.len())
+}
+
+/// One line on stderr per failure but the last, which is the command's
+/// own error (saying how many of `total` failed when more than one did).
+fn failures(mut errors: Vec<anyhow::Error>, total: usize) -> Result<()> {
+    let Some(last) = errors.pop() else {
+        return Ok(());
+    };
+    for e in &errors {
+        eprintln!("pluginctl: {}", crate::chain(e));
+    }
+    if errors.is_empty() {
+        return Err(last);
+    }
+    Err(last.context(format!("{} of {total} plugins failed", errors.len() + 1)))
+}
+
 pub(crate) fn rm(g: &Global, a: &RmArgs) -> Result<()> {
     let m = g.manager()?;
-    let mut failed = None;
-    for p in &a.plugins {
-        let opts = g.run_options();
+    let opts = g.run_options();
+    for_each_plugin(&a.plugins, |p| {
         if a.force
             && let Ok(r) = m.get(p)
             && (r.enabled || m.running(&r).is_some())
-            && let Err(e) = m.disable(&r.id, &opts, true)
         {
-            // Not removed: it may still run on its rootfs.
-            eprintln!("pluginctl: {e}");
-            failed = Some(p.clone());
-            continue;
+            // Not removed if this fails: it may still run on its rootfs.
+            m.disable(&r.id, &opts, true)?;
         }
-        match m.remove(p, a.force) {
-            Ok(r) => println!("{}", r.familiar_name()),
-            Err(e) => {
-                eprintln!("pluginctl: {e}");
-                failed = Some(p.clone());
-            }
-        }
-    }
-    match failed {
-        Some(p) => bail!("could not remove {p}"),
-        None => Ok(()),
-    }
+        let r = m.remove(p, a.force)?;
+        println!("{}", r.familiar_name());
+        Ok(())
+    })
 }
 
 /// `pluginctl gc`.
-pub(crate) fn gc(g: &Global) -> Result<()> {
+#[derive(Debug, ClapArgs)]
+pub(crate) struct GcArgs {
+    /// Also delete downloads and creates that no running command holds,
+    /// however recent (an interrupted install then starts over)
+    #[arg(long)]
+    all: bool,
+}
+
+pub(crate) fn gc(g: &Global, a: &GcArgs) -> Result<()> {
     let m = g.manager()?;
-    let s = m.gc()?;
+    let s = if a.all { m.gc_all()? } else { m.gc()? };
     println!(
         "removed {} blobs and {} stale downloads, freed {} bytes",
         s.blobs, s.ingests, s.bytes
@@ -424,6 +474,24 @@ fn show_privileges(list: &[PluginPrivilege]) -> String {
     })
 }
 
+thread_local! {
+    /// Set when privileges were refused for want of a terminal to ask on.
+    static NO_TERMINAL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// An error of a command that asked for privileges, with what to do when
+/// there was no terminal to ask on: one line still.
+fn grant_hint(e: anyhow::Error) -> anyhow::Error {
+    if NO_TERMINAL.get() {
+        anyhow::anyhow!(
+            "{}; there is no terminal to ask on: pass --grant-all-permissions to grant them",
+            crate::chain(&e)
+        )
+    } else {
+        e
+    }
+}
+
 /// Grants `list` with `--grant-all-permissions`, else asks on a terminal,
 /// else refuses (nothing to ask on).
 fn grant(list: &[PluginPrivilege], all: bool, what: &str) -> bool {
@@ -433,11 +501,8 @@ fn grant(list: &[PluginPrivilege], all: bool, what: &str) -> bool {
     }
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
-        eprintln!(
-            "pluginctl: {what} asks for privileges and there is no terminal to ask on; \
-             pass --grant-all-permissions to grant them:\n{}",
-            show_privileges(list).trim_end()
-        );
+        // The command's error names them and says what to do.
+        NO_TERMINAL.set(true);
         return false;
     }
     eprint!(
@@ -462,7 +527,7 @@ pub(crate) struct PrivilegesArgs {
 }
 
 pub(crate) fn privileges(g: &Global, a: &PrivilegesArgs) -> Result<()> {
-    let m = g.manager()?;
+    let m = g.manager_new()?;
     let client = g.client()?;
     let list = runtime()?
         .block_on(m.privileges(&client, &a.reference))
@@ -509,14 +574,15 @@ pub(crate) struct InstallArgs {
 }
 
 pub(crate) fn install(g: &Global, a: &InstallArgs) -> Result<()> {
-    let m = g.manager()?;
+    let m = g.manager_new()?;
     let client = g.client()?;
     let opts = InstallOptions::new(a.alias.clone(), a.settings.clone());
     let all = a.grant_all_permissions;
     let reference = a.reference.clone();
     let r = runtime()?
         .block_on(m.install(&client, &a.reference, &opts, |p| grant(p, all, &reference)))
-        .with_context(|| format!("installing {}", a.reference))?;
+        .with_context(|| format!("installing {}", a.reference))
+        .map_err(grant_hint)?;
     warn_unknown(&r);
     println!("Installed plugin {}", r.familiar_name());
     if !a.disable {
@@ -560,7 +626,8 @@ pub(crate) fn set(g: &Global, a: &SetArgs) -> Result<()> {
     let m = g.manager()?;
     let all = a.grant_all_permissions;
     m.set(&a.name, &a.settings, |p| grant(p, all, &a.name))
-        .with_context(|| format!("setting {}", a.name))?;
+        .with_context(|| format!("setting {}", a.name))
+        .map_err(grant_hint)?;
     Ok(())
 }
 
@@ -591,7 +658,8 @@ pub(crate) fn upgrade(g: &Global, a: &UpgradeArgs) -> Result<()> {
             a.skip_remote_check,
             |p| grant(p, all, &a.name),
         ))
-        .with_context(|| format!("upgrading {}", a.name))?;
+        .with_context(|| format!("upgrading {}", a.name))
+        .map_err(grant_hint)?;
     println!("Upgraded plugin {} to {}", r.familiar_name(), r.reference);
     Ok(())
 }
@@ -615,7 +683,9 @@ pub(crate) struct EnableArgs {
 
 pub(crate) fn enable(g: &Global, a: &EnableArgs) -> Result<()> {
     let m = g.manager()?;
+    crate::interrupt::cooperate();
     let mut opts = g.run_options();
+    opts.cancel = Some(crate::interrupt::flag());
     opts.timeout = std::time::Duration::from_secs(a.timeout);
     opts.publish = match (a.publish, a.no_publish) {
         (true, _) => Some(true),
@@ -700,28 +770,30 @@ pub(crate) struct LogsArgs {
 }
 
 pub(crate) fn logs(g: &Global, a: &LogsArgs) -> Result<()> {
-    use std::io::{Read as _, Seek as _};
+    use std::io::Read as _;
     let m = g.manager()?;
     let record = m.get(&a.name)?;
     let path = m.log_path(&record);
     let mut out = std::io::stdout().lock();
+    // A plugin never enabled has no log yet: nothing to print, and `-f`
+    // waits for one.
     let mut file = match std::fs::File::open(&path) {
-        Ok(opened) => opened,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !a.follow => return Ok(()),
+        Ok(opened) => Some(opened),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
     // The rotated generation first.
     // Plugins write what they like: bytes, shown lossily.
     let mut bytes = Vec::new();
-    let mut older = path.clone().into_os_string();
-    older.push(".1");
-    let older = PathBuf::from(older);
+    let older = rotated(&path);
     if let Ok(mut f) = std::fs::File::open(&older) {
         f.read_to_end(&mut bytes)
             .with_context(|| format!("reading {}", older.display()))?;
     }
-    file.read_to_end(&mut bytes)
-        .with_context(|| format!("reading {}", path.display()))?;
+    if let Some(f) = file.as_mut() {
+        f.read_to_end(&mut bytes)
+            .with_context(|| format!("reading {}", path.display()))?;
+    }
     let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
     let from = a.tail.map_or(0, |n| lines.len().saturating_sub(n));
@@ -730,31 +802,66 @@ pub(crate) fn logs(g: &Global, a: &LogsArgs) -> Result<()> {
     }
     out.flush()?;
     if a.follow {
-        let mut pos = file.stream_position()?;
-        loop {
-            std::thread::sleep(std::time::Duration::from_millis(200));
-            let len = std::fs::metadata(&path).map_or(0, |md| md.len());
-            if len < pos {
-                // Rotated: what came after our position went to the older
-                // generation first.
-                if let Ok(mut f) = std::fs::File::open(&older)
-                    && f.seek(std::io::SeekFrom::Start(pos)).is_ok()
-                {
-                    let mut rest = Vec::new();
-                    let _ = f.read_to_end(&mut rest);
-                    out.write_all(&rest)?;
-                }
-                pos = 0;
-            }
-            if len > pos {
-                file.seek(std::io::SeekFrom::Start(pos))?;
-                let mut chunk = Vec::new();
-                file.read_to_end(&mut chunk)?;
-                pos += chunk.len() as u64;
-                out.write_all(&chunk)?;
-                out.flush()?;
-            }
-        }
+        follow(&m, &record, file, &mut out)?;
     }
     Ok(())
+}
+
+/// `plugin.log.1` beside `plugin.log`.
+fn rotated(path: &std::path::Path) -> PathBuf {
+    let mut older = path.as_os_str().to_owned();
+    older.push(".1");
+    PathBuf::from(older)
+}
+
+/// `logs -f`: what the plugin writes from here on, across rotations (the
+/// supervisor copies the log to `.1` and truncates it), until the plugin
+/// is removed.
+fn follow(
+    m: &Manager,
+    record: &Record,
+    mut file: Option<std::fs::File>,
+    out: &mut impl std::io::Write,
+) -> Result<()> {
+    use std::io::{Read as _, Seek as _};
+    let path = m.log_path(record);
+    let older = rotated(&path);
+    let mut pos = match file.as_mut() {
+        Some(f) => f.stream_position()?,
+        None => 0,
+    };
+    let mut tick = 0u32;
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        tick += 1;
+        if tick % 5 == 0 && m.get(&record.id).is_err() {
+            return Ok(()); // removed
+        }
+        if file.is_none() {
+            file = std::fs::File::open(&path).ok();
+            pos = 0;
+        }
+        let Some(f) = file.as_mut() else { continue };
+        let len = f.metadata().map_or(0, |md| md.len());
+        if len < pos {
+            // Rotated: what came after our position went to the older
+            // generation first.
+            if let Ok(mut o) = std::fs::File::open(&older)
+                && o.seek(std::io::SeekFrom::Start(pos)).is_ok()
+            {
+                let mut rest = Vec::new();
+                let _ = o.read_to_end(&mut rest);
+                out.write_all(&rest)?;
+            }
+            pos = 0;
+        }
+        if len > pos {
+            f.seek(std::io::SeekFrom::Start(pos))?;
+            let mut chunk = Vec::new();
+            f.read_to_end(&mut chunk)?;
+            pos += chunk.len() as u64;
+            out.write_all(&chunk)?;
+            out.flush()?;
+        }
+    }
 }

@@ -718,7 +718,7 @@ impl Client {
             match result {
                 Err(e) => {
                     let err = TransportError(e);
-                    if retry_left && err.is_retryable() {
+                    if retry && attempt < err.retries(self.inner.retry.max_retries) {
                         let delay = self.inner.retry.delay(attempt);
                         self.emit(&Event::Retried {
                             what: what.to_owned(),
@@ -799,7 +799,7 @@ impl Client {
                 Ok(resp) => return Ok(resp),
                 Err(e) => {
                     let err = TransportError(e);
-                    if attempt < self.inner.retry.max_retries && err.is_retryable() {
+                    if attempt < err.retries(self.inner.retry.max_retries) {
                         let delay = self.inner.retry.delay(attempt);
                         self.emit(&Event::Retried {
                             what: what.to_owned(),
@@ -988,8 +988,52 @@ impl TransportError {
         tls_message(&self.0).is_some()
     }
 
-    pub(crate) fn is_retryable(&self) -> bool {
-        !self.is_tls() && !self.0.is_builder() && !self.0.is_redirect()
+    /// How many retries this failure deserves, of `max`: none for TLS,
+    /// a malformed request or a redirect loop; none for a refused
+    /// connection to this very host (nothing listens: waiting will not
+    /// start it) and one elsewhere; one for a name that does not resolve;
+    /// `max` for the rest (resets, timeouts).
+    pub(crate) fn retries(&self, max: u32) -> u32 {
+        if self.is_tls() || self.0.is_builder() || self.0.is_redirect() {
+            return 0;
+        }
+        if self.refused() {
+            let local = self
+                .0
+                .url()
+                .and_then(reqwest::Url::host_str)
+                .is_some_and(|h| {
+                    let h = h.trim_start_matches('[').trim_end_matches(']');
+                    h.eq_ignore_ascii_case("localhost")
+                        || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+                });
+            return if local { 0 } else { max.min(1) };
+        }
+        if self.unresolved() {
+            return max.min(1);
+        }
+        max
+    }
+
+    fn causes(&self) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+        std::iter::successors(Some(&self.0 as &(dyn std::error::Error + 'static)), |e| {
+            e.source()
+        })
+    }
+
+    fn refused(&self) -> bool {
+        self.causes().any(|e| {
+            e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+        })
+    }
+
+    fn unresolved(&self) -> bool {
+        // The resolver's error reaches us as text only.
+        self.causes().any(|e| {
+            let t = e.to_string();
+            t.contains("dns error") || t.contains("failed to lookup address")
+        })
     }
 
     pub(crate) fn into_error(self, what: What<'_>, host: &str) -> Error {
