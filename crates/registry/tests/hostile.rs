@@ -641,3 +641,37 @@ async fn chunked_upload_copes_with_201_to_patch() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_refused_connection_here_fails_at_once_and_dns_after_one_retry() {
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let retried = |events: &Arc<Mutex<Vec<Event>>>| {
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e, Event::Retried { .. }))
+            .count()
+    };
+    for host in [format!("127.0.0.1:{port}"), format!("localhost:{port}")] {
+        let (client, events) = recording(&builder().build().unwrap());
+        let err = client
+            .resolve(&reference(&host, "x", "1"), None)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("refused"), "{host}: {err}");
+        assert_eq!(retried(&events), 0, "{host}: {err}");
+    }
+    // A name that cannot resolve (.invalid never does): one retry.
+    let (client, events) = recording(&builder().build().unwrap());
+    let err = client
+        .resolve(&reference("registry.invalid:5000", "x", "1"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(retried(&events), 1, "{err}");
+}
