@@ -233,3 +233,171 @@ fn docker_and_pluginctl_install_each_others_plugins() {
     );
     ok(&ctl(&["rm", &name]));
 }
+
+/// `ls --format`, `ls --filter` and `inspect --format` of the same plugins,
+/// created by dockerd and by pluginctl from the same contexts: the same
+/// text, byte for byte (but for IDs, which each side makes its own).
+#[test]
+fn formats_and_filters_print_what_docker_prints() {
+    let docker = Dockerd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let contexts = [
+        ("capv", CONFIG.to_owned()),
+        (
+            "capa",
+            r#"{"description": "an authorization and IPAM plugin with a description longer than the column",
+                "entrypoint": ["/volume-plugin"],
+                "interface": {"types": ["docker.authz/1.0", "docker.ipamdriver/1.0"], "socket": "a.sock"}}"#
+                .to_owned(),
+        ),
+        (
+            "capn",
+            r#"{"description": "net", "entrypoint": ["/volume-plugin"],
+                "interface": {"types": ["docker.networkdriver/1.0"], "socket": "n.sock"}}"#
+                .to_owned(),
+        ),
+    ];
+    for (name, config) in &contexts {
+        let ctx = tmp.path().join(name);
+        context(&ctx, config);
+        // dockerd refuses a second plugin with a layer it already has.
+        std::fs::write(ctx.join("rootfs/name"), name).unwrap();
+        ok(&docker.docker(&["plugin", "create", name, ctx.to_str().unwrap()]));
+        ok(&pluginctl(&root)
+            .args(["create", name])
+            .arg(&ctx)
+            .output()
+            .unwrap());
+    }
+    let both = |args: &[&str]| {
+        let mut d = vec!["plugin"];
+        d.extend(args);
+        let theirs = docker.docker(&d);
+        let ours = pluginctl(&root).args(args).output().unwrap();
+        (theirs, ours)
+    };
+    // Every difference, not only the first.
+    let differ = std::cell::RefCell::new(Vec::new());
+    let same = |args: &[&str]| {
+        let (theirs, ours) = both(args);
+        let (theirs, ours) = (ok(&theirs), ok(&ours));
+        if ours != theirs {
+            differ.borrow_mut().push(format!(
+                "{args:?}:\n docker:    {theirs:?}\n pluginctl: {ours:?}"
+            ));
+        }
+    };
+
+    // Filters: values of one key are ORed, a capability matches as a
+    // regular expression, and every interface type of a plugin must match.
+    for filters in [
+        &["capability=volumedriver"][..],
+        &["capability=volume"],
+        &["capability=authz"],
+        &["capability=authz", "capability=ipamdriver"],
+        &["capability=^(authz|ipam)"],
+        &["capability=volumedriver", "capability=networkdriver"],
+        &["capability=driver"],
+        &["capability=nothing"],
+        &["enabled=false"],
+        &["enabled=true"],
+        &["enabled=false", "capability=net"],
+    ] {
+        let mut args = vec!["ls", "--format", "{{.Name}}"];
+        for f in filters {
+            args.extend(["--filter", f]);
+        }
+        same(&args);
+    }
+
+    // ls templates and tables.
+    for format in [
+        "{{.Name}}: {{.Enabled}}",
+        "table {{.Name}}\t{{.Description}}\t{{.Enabled}}",
+        r"table {{.Name}}\t{{.PluginReference}}",
+        "{{.Description}}|{{upper .Name}}",
+        "{{json .Name}} {{json .Enabled}}",
+    ] {
+        same(&["ls", "--format", format]);
+        same(&["ls", "--no-trunc", "--format", format]);
+    }
+    // The default table: the same but for each side's own IDs.
+    let (theirs, ours) = both(&["ls"]);
+    let without_ids = |o: &std::process::Output| -> Vec<String> {
+        ok(o)
+            .lines()
+            .enumerate()
+            .map(|(i, l)| {
+                if i == 0 {
+                    l.to_owned()
+                } else {
+                    format!("<id>{}", &l[12..])
+                }
+            })
+            .collect()
+    };
+    assert_eq!(without_ids(&ours), without_ids(&theirs));
+
+    // inspect templates.
+    for template in [
+        "{{.Name}}",
+        "{{.Enabled}}",
+        "{{if .Enabled}}on{{else}}off{{end}}",
+        "{{range .Settings.Env}}{{.}} {{end}}",
+        "{{index .Settings.Env 0}}",
+        "{{len .Settings.Env}}",
+        "{{.Settings.Env}}",
+        "{{json .Settings}}",
+        "{{json .Settings.Env}}",
+        r#"{{join .Settings.Env ","}}"#,
+        "{{.Config.Interface.Socket}}",
+        "{{json .Config.Interface}}",
+        "{{upper .Config.Description}}",
+        "{{- .Name -}}",
+        r#"{{.Config.Description | printf "%.6s"}}"#,
+        "{{.PluginReference}}",
+        "{{.Config.Entrypoint}}",
+        "{{.Config.Linux.Capabilities}}",
+        "{{title .Name}}",
+        r#"{{split .Name ":"}}"#,
+        "{{range $i, $e := .Settings.Env}}{{$i}}={{$e}};{{end}}",
+        "{{truncate .Name 3}}",
+        "{{pad .Name 1 2}}|",
+        "{{len .Id}}",
+        "{{len .ID}}",
+        r#"{{printf "%.12s" .ID | len}}"#,
+        "",
+    ] {
+        if template.is_empty() {
+            // The default: the JSON array (IDs aside).
+            let (theirs, ours) = both(&["inspect", "capv"]);
+            // IDs, Docker's version and its gzip diff_id (docs/compat.md)
+            // aside.
+            let strip = |s: &str| {
+                let mut v: serde_json::Value = serde_json::from_str(s).unwrap();
+                v[0]["Id"] = serde_json::Value::Null;
+                let config = v[0]["Config"].as_object_mut().unwrap();
+                config.remove("DockerVersion");
+                config.remove("rootfs");
+                v
+            };
+            assert_eq!(strip(&ok(&ours)), strip(&ok(&theirs)));
+        } else {
+            same(&["inspect", "--format", template, "capv"]);
+        }
+    }
+    let differ = differ.into_inner();
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+    // A field neither has: both fail.
+    let (theirs, ours) = both(&["inspect", "--format", "{{.Nope}}", "capv"]);
+    assert!(!theirs.status.success());
+    let err = fails(&ours);
+    assert!(
+        err.contains("template parsing error") && err.contains("Nope"),
+        "{err}"
+    );
+    for (name, _) in &contexts {
+        ok(&docker.docker(&["plugin", "rm", name]));
+    }
+}

@@ -15,6 +15,7 @@ use crate::util::{Result, output, root};
 /// Internal crates each library crate may reach, directly or not.
 const INTERNAL: &[(&str, &[&str])] = &[
     ("pluginctl-oci", &[]),
+    ("pluginctl-gotmpl", &[]),
     ("pluginctl-content", &["pluginctl-oci"]),
     ("pluginctl-registry", &["pluginctl-oci"]),
     ("pluginctl-rootfs", &["pluginctl-oci"]),
@@ -36,6 +37,7 @@ const INTERNAL: &[(&str, &[&str])] = &[
 /// Crates that may not build an async runtime or use tokio at all.
 const NO_TOKIO: &[&str] = &[
     "pluginctl-oci",
+    "pluginctl-gotmpl",
     "pluginctl-content",
     "pluginctl-rootfs",
     "pluginctl-privileges",

@@ -457,8 +457,9 @@ impl Manager {
         let record = Record {
             id: id.to_owned(),
             name: reference.to_string(),
-            // Docker shows a created plugin's own name as its reference.
-            reference: reference.to_string(),
+            // Docker shows a created plugin's own name as its reference,
+            // in its familiar form (`sample:latest`).
+            reference: reference.familiar(),
             manifest: manifest_desc,
             config_digest,
             layers: vec![layer],

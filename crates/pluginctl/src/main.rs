@@ -7,6 +7,7 @@
 #![allow(rustdoc::broken_intra_doc_links)]
 
 mod flatten;
+mod format;
 mod interrupt;
 mod plugins;
 mod progress;

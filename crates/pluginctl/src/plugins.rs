@@ -183,47 +183,79 @@ pub(crate) struct LsArgs {
     /// enabled=true|false, capability=NAME (repeatable)
     #[arg(short, long, value_name = "FILTER")]
     filter: Vec<String>,
-    /// table (default) or json
-    #[arg(long, default_value = "table")]
-    format: String,
+    /// table (default), table TEMPLATE, json, or a Go template such as
+    /// {{.ID}}: {{.Name}}
+    #[arg(long)]
+    format: Option<String>,
 }
 
-fn matches(r: &Record, filters: &[(String, String)]) -> bool {
-    filters.iter().all(|(k, v)| match k.as_str() {
-        "enabled" => (v == "true") == r.enabled,
-        "capability" => r
-            .config
-            .interface
-            .types
-            .iter()
-            .flatten()
-            .any(|t| t.capability.eq_ignore_ascii_case(v)),
-        _ => false,
-    })
+/// `ls --filter`, as dockerd applies it: `enabled=true|false`, and
+/// `capability=` values ORed, each matching a capability exactly or as an
+/// unanchored regular expression; a plugin is listed when *every* one of
+/// its interface types matches some value (so one with no types always is).
+#[derive(Debug, Default)]
+struct Filters {
+    enabled: Option<bool>,
+    capability: Vec<(String, Option<regex_lite::Regex>)>,
+}
+
+impl Filters {
+    fn parse(args: &[String]) -> Result<Filters> {
+        let mut f = Filters::default();
+        let mut enabled = Vec::new();
+        for arg in args {
+            let (k, v) = arg
+                .split_once('=')
+                .with_context(|| format!("--filter {arg:?}: expected KEY=VALUE"))?;
+            match k {
+                "enabled" => enabled.push(v.to_owned()),
+                // An invalid expression still matches exactly (dockerd skips it).
+                "capability" => f
+                    .capability
+                    .push((v.to_owned(), regex_lite::Regex::new(v).ok())),
+                other => bail!("--filter {arg:?}: unknown filter {other:?} (enabled, capability)"),
+            }
+        }
+        if !enabled.is_empty() {
+            f.enabled = Some(if enabled.iter().any(|v| v == "true") {
+                true
+            } else if enabled.iter().any(|v| v == "false") {
+                false
+            } else {
+                bail!(
+                    "--filter enabled={}: enabled takes true or false",
+                    enabled[0]
+                );
+            });
+        }
+        Ok(f)
+    }
+
+    fn matches(&self, r: &Record) -> bool {
+        if self.enabled.is_some_and(|e| e != r.enabled) {
+            return false;
+        }
+        if self.capability.is_empty() {
+            return true;
+        }
+        r.config.types().iter().all(|t| {
+            self.capability.iter().any(|(v, re)| {
+                *v == t.capability || re.as_ref().is_some_and(|re| re.is_match(&t.capability))
+            })
+        })
+    }
 }
 
 pub(crate) fn ls(g: &Global, a: &LsArgs) -> Result<()> {
-    let mut filters = Vec::new();
-    for f in &a.filter {
-        let (k, v) = f
-            .split_once('=')
-            .with_context(|| format!("--filter {f:?}: expected KEY=VALUE"))?;
-        match k {
-            "enabled" if v == "true" || v == "false" => {}
-            "enabled" => bail!("--filter {f:?}: enabled takes true or false"),
-            "capability" => {}
-            other => bail!("--filter {f:?}: unknown filter {other:?} (enabled, capability)"),
-        }
-        filters.push((k.to_owned(), v.to_owned()));
-    }
+    let filters = Filters::parse(&a.filter)?;
     let m = g.manager()?;
     let records: Vec<Record> = m
         .list()?
         .into_iter()
-        .filter(|r| matches(r, &filters))
+        .filter(|r| filters.matches(r))
         .collect();
     let mut out = std::io::stdout().lock();
-    if a.format == "json" {
+    if a.format.as_deref() == Some("json") {
         let plugins: Vec<_> = records.iter().map(pluginctl_manager::to_plugin).collect();
         out.write_all(&pluginctl_manager::oci::json::to_vec_pretty(
             &plugins, "    ",
@@ -231,53 +263,21 @@ pub(crate) fn ls(g: &Global, a: &LsArgs) -> Result<()> {
         writeln!(out)?;
         return Ok(());
     }
-    if a.format != "table" {
-        bail!("--format {:?}: expected table or json", a.format);
-    }
-    if g.quiet {
-        for r in &records {
-            writeln!(out, "{}", if a.no_trunc { &r.id[..] } else { &r.id[..12] })?;
-        }
-        return Ok(());
-    }
-    let rows: Vec<[String; 4]> = records
+    let format = crate::format::Ls::parse(a.format.as_deref(), g.quiet)?;
+    let rows: Vec<serde_json::Value> = records
         .iter()
         .map(|r| {
-            let mut desc = r.config.description.clone();
-            if !a.no_trunc && desc.chars().count() > 45 {
-                desc = desc.chars().take(44).collect::<String>() + "…";
-            }
-            [
-                if a.no_trunc {
-                    r.id.clone()
-                } else {
-                    r.id[..12].to_owned()
-                },
-                r.familiar_name(),
-                desc,
-                r.enabled.to_string(),
-            ]
+            crate::format::ls_row(
+                &r.id,
+                &r.familiar_name(),
+                &r.config.description,
+                r.enabled,
+                &r.reference,
+                a.no_trunc,
+            )
         })
         .collect();
-    let header = ["ID", "NAME", "DESCRIPTION", "ENABLED"].map(str::to_owned);
-    let mut widths = [0usize; 4];
-    for row in std::iter::once(&header).chain(&rows) {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    for row in std::iter::once(&header).chain(&rows) {
-        let mut line = String::new();
-        for (i, c) in row.iter().enumerate() {
-            if i == 3 {
-                line.push_str(c);
-            } else {
-                line.push_str(c);
-                line.push_str(&" ".repeat(widths[i] - c.chars().count() + 3));
-            }
-        }
-        writeln!(out, "{}", line.trim_end())?;
-    }
+    out.write_all(format.render(&rows)?.as_bytes())?;
     out.flush()?;
     for r in &records {
         if let Some(why) = &r.failed {
@@ -299,7 +299,8 @@ pub(crate) fn ls(g: &Global, a: &LsArgs) -> Result<()> {
 /// `pluginctl inspect`.
 #[derive(Debug, ClapArgs)]
 pub(crate) struct InspectArgs {
-    /// json (default), or a template such as {{.Id}} or {{.Config.Description}}
+    /// json (the default), or a Go template such as {{.Id}} or
+    /// {{range .Settings.Env}}{{.}} {{end}}
     #[arg(short, long)]
     format: Option<String>,
     /// Plugins by name, ID or ID prefix
@@ -328,55 +329,21 @@ pub(crate) fn inspect(g: &Global, a: &InspectArgs) -> Result<()> {
 fn print_inspected(plugins: &[pluginctl_manager::oci::Plugin], format: Option<&str>) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match format {
-        None | Some("json") => {
+        None | Some("" | "json") => {
             out.write_all(&pluginctl_manager::oci::json::to_vec_pretty(
                 &plugins, "    ",
             ))?;
             writeln!(out)?;
         }
         Some(template) => {
-            for p in plugins {
-                let value = serde_json::to_value(p)?;
-                writeln!(out, "{}", render(template, &value)?)?;
-            }
+            let values = plugins
+                .iter()
+                .map(serde_json::to_value)
+                .collect::<Result<Vec<_>, _>>()?;
+            out.write_all(crate::format::inspect(template, &values)?.as_bytes())?;
         }
     }
     Ok(())
-}
-
-/// Renders `{{.A.B}}` paths (and `{{json .A}}`) of a Go-template-like format.
-fn render(template: &str, value: &serde_json::Value) -> Result<String> {
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let end = rest[start..]
-            .find("}}")
-            .with_context(|| format!("--format {template:?}: unclosed {{{{"))?;
-        let expr = rest[start + 2..start + end].trim();
-        let (as_json, path) = match expr.strip_prefix("json ") {
-            Some(p) => (true, p.trim()),
-            None => (false, expr),
-        };
-        let Some(path) = path.strip_prefix('.') else {
-            bail!("--format {template:?}: only field paths like {{{{.Id}}}} are supported");
-        };
-        let mut v = value;
-        if !path.is_empty() {
-            for part in path.split('.') {
-                v = v
-                    .get(part)
-                    .with_context(|| format!("--format {template:?}: no field {part:?}"))?;
-            }
-        }
-        match v {
-            serde_json::Value::String(s) if !as_json => out.push_str(s),
-            other => out.push_str(&other.to_string()),
-        }
-        rest = &rest[start + end + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
 }
 
 /// `pluginctl rm`.
