@@ -371,7 +371,7 @@ fn formats_and_filters_print_what_docker_prints() {
     ] {
         if template.is_empty() {
             // The default: the JSON array (IDs aside).
-            let (theirs, ours) = both(&["inspect", "capv"]);
+            let (theirs, ours) = both(&["inspect", "--format", "", "capv"]);
             // IDs, Docker's version and its gzip diff_id (docs/compat.md)
             // aside.
             let strip = |s: &str| {

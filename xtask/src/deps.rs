@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! pluginctl ──► manager ──► content, registry, rootfs, privileges, runtime ──► oci
+//! pluginctl ──► gotmpl (depends on no other pluginctl crate)
 //! ```
 //! Siblings never depend on each other; only `registry`, `manager` and the
 //! binary may pull in tokio; `anyhow`, `clap`, `tracing-subscriber` and

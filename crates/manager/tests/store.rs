@@ -255,6 +255,17 @@ fn bad_input_changes_nothing() {
             "invalid Interface.Socket",
         ));
     }
+    // A config.json over the limit is named as such (not as a layer).
+    cases.push((
+        "huge-config",
+        Box::new(|d: &Path| {
+            context(
+                d,
+                &format!("{{\"description\":\"{}\"}}", "x".repeat(2 << 20)),
+            )
+        }),
+        "config.json is 2097170 bytes, over the plugin config limit of 1048576",
+    ));
     // A config.json within its limit whose blob (Go's escaping, the
     // rootfs diff_ids) would not be: install could never read it.
     let padding = "<".repeat(pluginctl_manager::oci::PluginConfig::MAX_BYTES / 6 + 100);
@@ -401,4 +412,36 @@ fn concurrent_creates_and_lists_lose_nothing() {
         .collect();
     assert_eq!(names.len(), 10, "{names:?}");
     assert_eq!(plugin_dirs(&root).len(), 10);
+}
+
+#[test]
+fn gc_all_takes_every_ingest_nobody_holds() {
+    use std::io::Write as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let m = Manager::open(&tmp.path().join("root")).unwrap();
+    let mut idle = m.content().writer("pull-idle").unwrap();
+    idle.write_all(b"half a layer").unwrap();
+    idle.flush().unwrap();
+    drop(idle);
+    let mut held = m.content().writer("pull-held").unwrap();
+    held.write_all(b"being written").unwrap();
+    held.flush().unwrap();
+    let refs = |m: &Manager| -> Vec<String> {
+        m.content()
+            .ingests()
+            .unwrap()
+            .into_iter()
+            .map(|s| s.reference)
+            .collect()
+    };
+    // A fresh download may be resumed: plain gc keeps it.
+    assert_eq!(m.gc().unwrap().ingests, 0);
+    assert_eq!(refs(&m), ["pull-held", "pull-idle"]);
+    // gc_all takes it, but never one a writer holds.
+    let s = m.gc_all().unwrap();
+    assert_eq!(s.ingests, 1);
+    assert_eq!(refs(&m), ["pull-held"]);
+    drop(held);
+    assert_eq!(m.gc_all().unwrap().ingests, 1);
+    assert!(refs(&m).is_empty());
 }
