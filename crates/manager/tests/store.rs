@@ -262,7 +262,7 @@ fn bad_input_changes_nothing() {
             context(
                 d,
                 &format!("{{\"description\":\"{}\"}}", "x".repeat(2 << 20)),
-            )
+            );
         }),
         "config.json is 2097170 bytes, over the plugin config limit of 1048576",
     ));

@@ -801,7 +801,7 @@ fn follow(
     loop {
         std::thread::sleep(std::time::Duration::from_millis(200));
         tick += 1;
-        if tick % 5 == 0 && m.get(&record.id).is_err() {
+        if tick.is_multiple_of(5) && m.get(&record.id).is_err() {
             return Ok(()); // removed
         }
         if file.is_none() {
