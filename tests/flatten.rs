@@ -1,6 +1,8 @@
 //! `pluginctl flatten` end to end: layer files, docker-save tarballs (file
 //! and stdin), OCI layouts; tar and directory output; bad input.
 
+mod common;
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -354,7 +356,7 @@ fn umoci_unpacks_the_same_tree() {
     let bundle = tmp.path().join("bundle");
     let mut cmd = Command::new(umoci);
     cmd.arg("unpack");
-    if !is_root() {
+    if !common::is_root() {
         cmd.arg("--rootless");
     }
     let out = cmd
@@ -370,10 +372,6 @@ fn umoci_unpacks_the_same_tree() {
     );
     assert_eq!(tree(&ours), tree(&bundle.join("rootfs")));
     assert_eq!(tree(&ours), expected(&layers));
-}
-
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
 }
 
 fn write_gzip(path: &Path, tar: &[u8]) {
@@ -537,13 +535,7 @@ fn an_interrupted_flatten_leaves_nothing_and_stale_files_are_removed() {
                 .spawn()
                 .unwrap();
             std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-            assert!(
-                Command::new("kill")
-                    .args(["-INT", &child.id().to_string()])
-                    .status()
-                    .unwrap()
-                    .success()
-            );
+            common::interrupt(child.id());
             let out = child.wait_with_output().unwrap();
             assert_eq!(
                 out.status.code(),

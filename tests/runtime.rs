@@ -662,17 +662,6 @@ fn supervisor_restarts_gives_up_and_is_restored() {
     assert_eq!(processes_under(tmp.path()), Vec::<String>::new());
 }
 
-/// SIGINT to a process, as Ctrl-C sends it.
-fn interrupt(pid: u32) {
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-INT", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-}
-
 #[test]
 fn interrupted_enables_stop_everything_and_killed_ones_finish() {
     if !is_root() {

@@ -59,6 +59,17 @@ pub fn volume_plugin() -> PathBuf {
         })
 }
 
+/// SIGINT to a process, as Ctrl-C sends it.
+pub fn interrupt(pid: u32) {
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
 /// Whether the tests run as root (runc, mounts and dockerd need it).
 pub fn is_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)

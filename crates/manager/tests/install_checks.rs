@@ -5,12 +5,11 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use pluginctl_manager::oci::{Descriptor, Digest, Manifest, MediaType, PluginPrivilege};
 use pluginctl_manager::registry::Client;
 use pluginctl_manager::{InstallOptions, Manager, PLUGIN_CONFIG_TYPE};
-use pluginctl_testkit::http::{Reply, Server};
+use pluginctl_testkit::http::{Server, serve_image};
 
 /// A registry holding one plugin: `config` and one small layer.
 fn serve_plugin(config: &str) -> Server {
@@ -33,24 +32,11 @@ fn serve_plugin(config: &str) -> Server {
     let mut blobs = HashMap::new();
     blobs.insert(config_desc.digest.to_string(), config);
     blobs.insert(layer_desc.digest.to_string(), layer_gz);
-    let blobs = Arc::new(blobs);
-    Server::start(move |req| {
-        let path = req.path();
-        if path == "/v2/" {
-            return Reply::status(200);
-        }
-        if path.contains("/manifests/") {
-            return Reply::new(200, manifest.clone()).header(
-                "Content-Type",
-                "application/vnd.docker.distribution.manifest.v2+json",
-            );
-        }
-        let d = path.rsplit('/').next().unwrap_or_default();
-        match blobs.get(d) {
-            Some(b) => Reply::new(200, b.clone()),
-            None => Reply::status(404),
-        }
-    })
+    serve_image(
+        manifest,
+        "application/vnd.docker.distribution.manifest.v2+json",
+        blobs,
+    )
 }
 
 fn plugin_dirs(root: &Path) -> usize {

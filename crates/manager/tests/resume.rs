@@ -4,12 +4,11 @@
 
 use std::io::Write as _;
 use std::path::Path;
-use std::sync::Arc;
 
 use pluginctl_manager::oci::Digest;
 use pluginctl_manager::registry::Client;
 use pluginctl_manager::{CreateOptions, InstallOptions, Manager};
-use pluginctl_testkit::http::{Reply, Server};
+use pluginctl_testkit::http::{Server, serve_image};
 
 fn context(dir: &Path) {
     std::fs::create_dir_all(dir.join("rootfs")).unwrap();
@@ -32,33 +31,7 @@ fn serve(m: &Manager, record: &pluginctl_manager::Record) -> Server {
         blobs.insert(d.to_string(), m.content().read_all(&d, 64 << 20).unwrap());
     }
     let manifest = blobs[record.manifest.digest.as_str()].clone();
-    let mt = record.manifest.media_type.to_string();
-    let blobs = Arc::new(blobs);
-    Server::start(move |req| {
-        let path = req.path();
-        if path == "/v2/" {
-            return Reply::status(200);
-        }
-        if path.contains("/manifests/") {
-            return Reply::new(200, manifest.clone()).header("Content-Type", &mt);
-        }
-        let d = path.rsplit('/').next().unwrap_or_default();
-        let Some(b) = blobs.get(d) else {
-            return Reply::status(404);
-        };
-        if let Some(range) = req.header("range") {
-            let from: usize = range
-                .trim_start_matches("bytes=")
-                .trim_end_matches('-')
-                .parse()
-                .unwrap();
-            return Reply::new(206, b[from..].to_vec()).header(
-                "Content-Range",
-                &format!("bytes {from}-{}/{}", b.len() - 1, b.len()),
-            );
-        }
-        Reply::new(200, b.clone())
-    })
+    serve_image(manifest, record.manifest.media_type.as_str(), blobs)
 }
 
 #[tokio::test]

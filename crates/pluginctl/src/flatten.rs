@@ -162,8 +162,9 @@ pub(crate) fn run(args: &Args) -> Result<()> {
     let sources = match args.inputs.as_slice() {
         [one] if one.starts_with("oci:") => oci_layout(&one["oci:".len()..])?,
         [one] if one == "-" => {
-            let input = rootfs::decompress::decompress(io::stdin(), &rootfs::decompress::Limits::default())
-                .context("reading stdin")?;
+            let input =
+                rootfs::decompress::decompress(io::stdin(), &rootfs::decompress::Limits::default())
+                    .context("reading stdin")?;
             let (tmp, registered) = spool_plain(input, "stdin")?;
             let s = docker_save(tmp.path(), "stdin")?
                 .ok_or_else(|| anyhow!("stdin is not a docker save archive (no manifest.json)"))?;
@@ -175,8 +176,9 @@ pub(crate) fn run(args: &Args) -> Result<()> {
                 .ok_or_else(|| anyhow!("{one}: not a docker save archive"))?,
             InputKind::CompressedSave => {
                 let file = File::open(one).with_context(|| format!("opening {one}"))?;
-                let input = rootfs::decompress::decompress(file, &rootfs::decompress::Limits::default())
-                    .with_context(|| format!("reading {one}"))?;
+                let input =
+                    rootfs::decompress::decompress(file, &rootfs::decompress::Limits::default())
+                        .with_context(|| format!("reading {one}"))?;
                 let (tmp, registered) = spool_plain(input, one)?;
                 let s = docker_save(tmp.path(), one)?
                     .ok_or_else(|| anyhow!("{one}: not a docker save archive"))?;
@@ -297,7 +299,8 @@ fn input_kind(path: &Path) -> Result<InputKind> {
         Some(_) => {}
     }
     f.seek(SeekFrom::Start(0))?;
-    let Ok(plain) = rootfs::decompress::decompress(f, &rootfs::decompress::Limits::default()) else {
+    let Ok(plain) = rootfs::decompress::decompress(f, &rootfs::decompress::Limits::default())
+    else {
         return Ok(InputKind::Layer); // the layer's own reading says why
     };
     let mut reader = rootfs::tar::Reader::new(plain, rootfs::tar::Limits::default());

@@ -206,6 +206,42 @@ impl Server {
     }
 }
 
+/// A read-only registry of one image: `manifest` (served with
+/// `media_type` for any tag or digest) and `blobs` by digest, with `Range`
+/// requests answered as a registry does (`206` and `Content-Range`).
+pub fn serve_image(
+    manifest: Vec<u8>,
+    media_type: &str,
+    blobs: std::collections::HashMap<String, Vec<u8>>,
+) -> Server {
+    let media_type = media_type.to_owned();
+    Server::start(move |req| {
+        let path = req.path();
+        if path == "/v2/" {
+            return Reply::status(200);
+        }
+        if path.contains("/manifests/") {
+            return Reply::new(200, manifest.clone()).header("Content-Type", &media_type);
+        }
+        let d = path.rsplit('/').next().unwrap_or_default();
+        let Some(b) = blobs.get(d) else {
+            return Reply::status(404);
+        };
+        if let Some(from) = req
+            .header("range")
+            .and_then(|r| r.strip_prefix("bytes="))
+            .and_then(|r| r.strip_suffix('-'))
+            .and_then(|r| r.parse::<usize>().ok())
+        {
+            return Reply::new(206, b[from..].to_vec()).header(
+                "Content-Range",
+                &format!("bytes {from}-{}/{}", b.len() - 1, b.len()),
+            );
+        }
+        Reply::new(200, b.clone())
+    })
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
