@@ -209,10 +209,10 @@ impl Server {
 /// A read-only registry of one image: `manifest` (served with
 /// `media_type` for any tag or digest) and `blobs` by digest, with `Range`
 /// requests answered as a registry does (`206` and `Content-Range`).
-pub fn serve_image(
+pub fn serve_image<S: std::hash::BuildHasher + Send + Sync + 'static>(
     manifest: Vec<u8>,
     media_type: &str,
-    blobs: std::collections::HashMap<String, Vec<u8>>,
+    blobs: std::collections::HashMap<String, Vec<u8>, S>,
 ) -> Server {
     let media_type = media_type.to_owned();
     Server::start(move |req| {
