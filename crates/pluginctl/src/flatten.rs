@@ -418,7 +418,8 @@ fn spool_plain(
         .tempfile()
         .with_context(|| format!("creating a temporary file for {what}"))?;
     let registered = crate::interrupt::remove_on_interrupt(tmp.path());
-    io::copy(&mut input, &mut tmp).with_context(|| format!("reading {what}"))?;
+    io::copy(&mut crate::interrupt::Checked(&mut input), &mut tmp)
+        .with_context(|| format!("reading {what}"))?;
     Ok((tmp, registered))
 }
 
