@@ -337,6 +337,15 @@ fn enable_speak_disable_and_failures() {
         .unwrap());
     let direct = run.join(id2.trim()).join("socket/sample.sock");
     assert!(call(&direct, "/VolumeDriver.List", "{}").contains(r#""/data/v1""#));
+    // Mounted by an engine: in use, disable refuses until it is unmounted.
+    let mut c = pluginctl(&root);
+    with_pub(&mut c);
+    let err = fails(&c.args(["disable", "sample"]).output().unwrap());
+    assert!(err.contains("is in use: volume v1 (1 mount)"), "{err}");
+    assert_eq!(
+        call(&link, "/VolumeDriver.Unmount", r#"{"Name":"v1","ID":"c2"}"#),
+        r#"{"Err":""}"#
+    );
     let mut c = pluginctl(&root);
     with_pub(&mut c);
     ok(&c.args(["disable", "sample"]).output().unwrap());

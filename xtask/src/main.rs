@@ -90,6 +90,12 @@ const TEST_TOOLS: &[tools::Tool] = &[
         command: "busybox",
         package: "busybox-static",
     },
+    // The engine most of our users run: podman finds a published volume
+    // driver through the drop-in enable writes.
+    tools::Tool {
+        command: "podman",
+        package: "podman",
+    },
 ];
 
 /// Every test tier: unit, integration, end-to-end and doc tests.

@@ -10,6 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pluginctl_oci::Reference;
+use pluginctl_runtime::proxy::Mounts;
+use pluginctl_runtime::publish::Publish;
 use pluginctl_runtime::run::{self, Layout as RunLayout};
 use pluginctl_runtime::supervise::{self, Outcome, Policy};
 
@@ -37,6 +39,9 @@ pub struct RunOptions {
     /// `Some(true)`/`Some(false)`: change whether `enable` publishes the
     /// socket there (recorded); `None`: as recorded.
     pub publish: Option<bool>,
+    /// Where a published volume driver is registered for podman
+    /// (`/etc/containers/containers.conf.d`); `None`: not at all.
+    pub podman_conf_dir: Option<PathBuf>,
     /// Raised, it stops an `enable` in progress: the supervisor it started
     /// and the plugin are stopped, and the plugin stays disabled.
     pub cancel: Option<crate::Cancel>,
@@ -44,7 +49,8 @@ pub struct RunOptions {
 
 impl RunOptions {
     /// Defaults: `runc`, a 30 s timeout, `pluginctl supervise` from `PATH`,
-    /// `/run/docker/plugins`.
+    /// `/run/docker/plugins`, podman's drop-ins in
+    /// `/etc/containers/containers.conf.d`.
     pub fn new(exec_root: &Path) -> RunOptions {
         RunOptions {
             exec_root: exec_root.to_owned(),
@@ -53,6 +59,7 @@ impl RunOptions {
             supervisor: vec!["pluginctl".into(), "supervise".into()],
             publish_dir: PathBuf::from("/run/docker/plugins"),
             publish: None,
+            podman_conf_dir: Some(PathBuf::from("/etc/containers/containers.conf.d")),
             cancel: None,
         }
     }
@@ -67,17 +74,16 @@ pub struct RestoreResult {
     pub result: Result<bool>,
 }
 
-/// Where a published socket goes: `<dir>/<name>.sock`, the name as
-/// engines ask for it (`sample`, not `sample:latest`).
-fn published_at(dir: &Path, record: &Record) -> PathBuf {
-    let name = Reference::parse(&record.name).map_or_else(
+/// The name engines use for a published plugin: its familiar name
+/// without `:latest` (`sample`, `reg:5000/team/vol:1.0`).
+fn published_name(record: &Record) -> String {
+    Reference::parse(&record.name).map_or_else(
         |_| record.name.clone(),
         |r| {
             let f = r.familiar();
             f.strip_suffix(":latest").map_or(f.clone(), str::to_owned)
         },
-    );
-    dir.join(format!("{name}.sock"))
+    )
 }
 
 impl RunPlace {
@@ -87,6 +93,7 @@ impl RunPlace {
             exec_root: opts.exec_root.clone(),
             runtime: opts.runtime.clone(),
             publish_dir: opts.publish_dir.clone(),
+            podman_conf_dir: opts.podman_conf_dir.clone(),
         }
     }
 }
@@ -99,9 +106,11 @@ impl Manager {
             exec_dir: place.exec_root.join(&record.id),
             state_root: place.exec_root.join("runc"),
             runtime: place.runtime.clone(),
-            publish: record
-                .publish
-                .then(|| published_at(&place.publish_dir, record)),
+            publish: record.publish.then(|| Publish {
+                dir: place.publish_dir.clone(),
+                name: published_name(record),
+                podman_dir: place.podman_conf_dir.clone(),
+            }),
         }
     }
 
@@ -139,13 +148,23 @@ impl Manager {
     }
 
     /// Removes what a removed plugin left in its exec root: the
-    /// supervisor's lease.
+    /// supervisor's lease and the mounts its proxy counted.
     pub(crate) fn forget_run(&self, record: &Record) -> Result<()> {
         let Some(place) = record.run.as_ref() else {
             return Ok(());
         };
-        supervise::remove_lease(&self.layout_at(record, place))
-            .map_err(|e| Error::State(e.to_string()))
+        let layout = self.layout_at(record, place);
+        supervise::remove_lease(&layout).map_err(|e| Error::State(e.to_string()))?;
+        remove_if_there(&layout.mounts_file())
+    }
+
+    /// The volumes engines have mounted through the plugin's published
+    /// socket, with their numbers of mounts: `disable` refuses a plugin
+    /// with any, unless forced.
+    pub fn in_use(&self, record: &Record) -> Vec<(String, usize)> {
+        record.run.as_ref().map_or_else(Vec::new, |place| {
+            Mounts::load(&self.layout_at(record, place).mounts_file()).in_use()
+        })
     }
 
     /// Where the plugin's output goes (`plugins/<id>/plugin.log`; rotated
@@ -417,7 +436,9 @@ impl Manager {
                 return Err(e);
             }
         };
-        let layout = self.layout_at(&record, &RunPlace::of(opts));
+        // Where its enable recorded it runs (the podman drop-in directory
+        // included, which the supervisor's command line does not carry).
+        let layout = self.layout_at(&record, &Self::place(&record, opts));
         let policy = Policy {
             timeout: opts.timeout,
             ..Policy::default()
@@ -477,6 +498,18 @@ impl Manager {
                 .unwrap_or_default();
             return Err(Error::State(format!("plugin {name} is not enabled{why}")));
         }
+        let in_use = Mounts::load(&layout.mounts_file()).in_use();
+        if !force && !in_use.is_empty() {
+            let list: Vec<String> = in_use
+                .iter()
+                .map(|(v, n)| format!("{v} ({n} mount{})", if *n == 1 { "" } else { "s" }))
+                .collect();
+            return Err(Error::State(format!(
+                "plugin {name} is in use: volume{} {} mounted by an engine; `disable -f` stops it anyway",
+                if list.len() == 1 { "" } else { "s" },
+                list.join(", ")
+            )));
+        }
         let grace = if force {
             Duration::ZERO
         } else {
@@ -510,6 +543,8 @@ impl Manager {
         }
         let lease = supervise::acquire(&layout).map_err(|e| fail(e.to_string()))?;
         run::stop(&layout, grace).map_err(|e| fail(e.to_string()))?;
+        // Stopped: nothing is mounted through it any more.
+        remove_if_there(&layout.mounts_file())?;
         drop(lease);
         let record = self.update(&record.id, |r| r.enabled = false)?;
         tracing::info!(plugin = %name, "disabled");
@@ -537,6 +572,13 @@ impl Manager {
             done.push(RestoreResult { name, result });
         }
         Ok(done)
+    }
+}
+
+fn remove_if_there(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(path, e)),
+        _ => Ok(()),
     }
 }
 
@@ -584,12 +626,8 @@ mod tests {
             r#"{"id":"a","name":"docker.io/library/sample:latest","manifest":{"mediaType":"x","digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","size":1},"config_digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000","layers":[],"config":{},"settings":{"Env":[],"Args":[],"Mounts":[],"Devices":[]},"enabled":false,"created":""}"#,
         )
         .unwrap();
-        let dir = Path::new("/run/docker/plugins");
-        assert_eq!(published_at(dir, &r), dir.join("sample.sock"));
+        assert_eq!(published_name(&r), "sample");
         r.name = "reg.example:5000/team/vol:1.0".into();
-        assert_eq!(
-            published_at(dir, &r),
-            dir.join("reg.example:5000/team/vol:1.0.sock")
-        );
+        assert_eq!(published_name(&r), "reg.example:5000/team/vol:1.0");
     }
 }

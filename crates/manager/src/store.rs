@@ -66,6 +66,10 @@ pub struct RunPlace {
     pub runtime: String,
     /// Where a published socket goes.
     pub publish_dir: PathBuf,
+    /// Where a published volume driver is registered for podman (a
+    /// `containers.conf` drop-in directory); none for older records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub podman_conf_dir: Option<PathBuf>,
 }
 
 impl Record {

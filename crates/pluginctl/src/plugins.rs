@@ -40,6 +40,12 @@ pub(crate) struct Global {
         default_value = "/run/docker/plugins"
     )]
     pub(crate) publish_dir: PathBuf,
+    /// Where a volume driver enabled with --publish is registered for
+    /// podman, as a containers.conf drop-in (default
+    /// /etc/containers/containers.conf.d as root, else
+    /// $XDG_CONFIG_HOME/containers/containers.conf.d; "" for nowhere)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub(crate) podman_conf_dir: Option<PathBuf>,
     /// Diagnostics on stderr: error, warn (default), info, debug, trace
     #[arg(long, global = true, value_name = "LEVEL", default_value = "warn")]
     pub(crate) log_level: tracing::Level,
@@ -76,6 +82,22 @@ impl Global {
         let mut o = pluginctl_manager::RunOptions::new(&exec_root);
         o.runtime.clone_from(&self.runtime);
         o.publish_dir.clone_from(&self.publish_dir);
+        o.podman_conf_dir = match &self.podman_conf_dir {
+            Some(d) if d.as_os_str().is_empty() => None,
+            Some(d) => Some(d.clone()),
+            None if is_root() => Some(PathBuf::from("/etc/containers/containers.conf.d")),
+            None => Some(
+                std::env::var_os("XDG_CONFIG_HOME")
+                    .map_or_else(
+                        || {
+                            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                                .join(".config")
+                        },
+                        PathBuf::from,
+                    )
+                    .join("containers/containers.conf.d"),
+            ),
+        };
         // The supervisor is this very binary (`pluginctl supervise`).
         if let Ok(exe) = std::env::current_exe() {
             o.supervisor = vec![exe.into(), "supervise".into()];
@@ -290,6 +312,13 @@ pub(crate) fn ls(g: &Global, a: &LsArgs) -> Result<()> {
             eprintln!(
                 "pluginctl: plugin {} is enabled but not running (no supervisor); `pluginctl restore` starts it",
                 r.familiar_name()
+            );
+        } else if let in_use @ [_, ..] = m.in_use(r).as_slice() {
+            let mounts: usize = in_use.iter().map(|(_, n)| n).sum();
+            eprintln!(
+                "pluginctl: plugin {} is in use: {mounts} mount(s) of {} volume(s) by engines",
+                r.familiar_name(),
+                in_use.len()
             );
         }
     }

@@ -6,13 +6,15 @@
 //! - [`run`]: the bundle (an overlay over the stored rootfs, which is never
 //!   written), the runtime's `run`, readiness on the socket with the exit
 //!   status and log tail when it does not come, a stop that leaves nothing
-//!   mounted, and publishing the socket for legacy plugin discovery.
+//!   mounted.
 //! - [`supervise`]: the per-plugin supervisor (lease, bounded log, restarts
 //!   with backoff and a cap, SIGTERM to stop) and its report protocol.
 //! - [`activate`]: `Plugin.Activate` and the `Implements` check.
-//! - [`publish`]: the proxy that publishes a volume driver for legacy
-//!   discovery with its paths rewritten to the host's, as Docker does for
-//!   its managed plugins.
+//! - [`publish`]: the socket where engines discover legacy plugins, and a
+//!   podman drop-in for a volume driver.
+//! - [`proxy`]: the proxy that publishes a volume driver with its paths
+//!   rewritten to the host's, as Docker does for its managed plugins, and
+//!   that counts the volumes engines have mounted.
 //!
 //! ```
 //! use pluginctl_oci::{PluginConfig, PluginSettings};
@@ -26,6 +28,7 @@
 //!     rootfs: "/var/lib/pluginctl/plugins/ID/rootfs".into(),
 //!     socket_dir: "/run/pluginctl/ID".into(),
 //!     propagated_mount: "/var/lib/pluginctl/plugins/ID/propagated-mount".into(),
+//!     logging: None,
 //! };
 //! let s = spec::build(&config, &PluginSettings::default(), &paths, &|p| Err(format!("no {p}"))).unwrap();
 //! assert_eq!(s["process"]["args"][0], "/plugin");
@@ -36,6 +39,7 @@
 pub mod activate;
 mod http;
 pub mod mounts;
+pub mod proxy;
 pub mod publish;
 pub mod run;
 pub mod spec;

@@ -1,281 +1,242 @@
-//! Publishing a running plugin's socket for engines that discover legacy
-//! plugins by file name (`/run/docker/plugins/<name>.sock`).
+//! Publishing a running plugin for engines that did not start it.
 //!
-//! Most plugins are published with a symbolic link to their socket. A
-//! volume driver cannot be: the paths it answers (`Mountpoint`) are in its
-//! own view of the filesystem, and dockerd uses a legacy plugin's paths as
-//! they are. Docker rewrites them for its managed plugins (a path under the
-//! propagated mount to the host side of it, anything else into the
-//! plugin's rootfs); for a published volume driver the supervisor does the
-//! same in a small HTTP/1.1 proxy that listens at the published path.
+//! Docker-compatible engines discover legacy plugins by file name:
+//! `<dir>/<name>.sock` (dockerd looks there first, then in
+//! `<dir>/<name>/<name>.sock`; a name with `/` or a registry host makes
+//! directories, removed again when the plugin is unpublished). Most
+//! plugins are published as a symbolic link to their socket; a volume
+//! driver through the path-rewriting proxy of [`crate::proxy`], and for
+//! podman, which does not scan that directory, also as a `containers.conf`
+//! drop-in naming that socket under `[engine.volume_plugins]`.
+//!
+//! Everything published is marked as this plugin's (a link into its exec
+//! dir, the proxy socket's device and inode, the drop-in's first line), so
+//! that unpublishing never removes what someone else put there, and
+//! publishing refuses to replace it.
 
-use std::io::BufReader;
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::fs;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
-use crate::activate::connect;
-use crate::http::{Message, read_message, write_message};
+use pluginctl_oci::PluginConfig;
 
-/// How a volume driver's paths map to the host.
-#[derive(Debug, Clone)]
-pub struct Rewrite {
-    /// The plugin's propagated mount, in its view (`/data`); empty if none.
-    pub propagated_mount: String,
-    /// The host side of the propagated mount.
-    pub propagated_host: PathBuf,
-    /// The plugin's rootfs as the host sees it while it runs.
-    pub rootfs_host: PathBuf,
+use crate::run::{Layout, Result, RunError, io};
+
+/// Where and under which name a plugin is published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publish {
+    /// Where engines look for legacy plugins (`/run/docker/plugins`).
+    pub dir: PathBuf,
+    /// The name engines use (`sample`, `reg:5000/team/vol:1.0`).
+    pub name: String,
+    /// Where podman reads `containers.conf` drop-ins
+    /// (`/etc/containers/containers.conf.d`), when a volume driver is to be
+    /// registered there.
+    pub podman_dir: Option<PathBuf>,
 }
 
-impl Rewrite {
-    /// The host path for a path the plugin answered; empty stays empty.
-    pub fn host_path(&self, p: &str) -> String {
-        if p.is_empty() || !p.starts_with('/') {
-            return p.to_owned();
-        }
-        let pm = self.propagated_mount.trim_end_matches('/');
-        if !pm.is_empty()
-            && let Some(rest) = p.strip_prefix(pm)
-            && (rest.is_empty() || rest.starts_with('/'))
-        {
-            return join(&self.propagated_host, rest);
-        }
-        join(&self.rootfs_host, p)
+impl Publish {
+    /// `<dir>/<name>.sock`.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join(format!("{}.sock", self.name))
     }
 
-    /// Rewrites the `Mountpoint`s of a VolumeDriver answer (`Mount`,
-    /// `Path`: top level; `Get`: `Volume`; `List`: `Volumes[]`).
-    pub fn answer(&self, v: &mut serde_json::Value) {
-        let fix = |m: &mut serde_json::Value| {
-            if let Some(s) = m.get("Mountpoint").and_then(|s| s.as_str()) {
-                let host = self.host_path(s);
-                m["Mountpoint"] = serde_json::Value::String(host);
-            }
-        };
-        fix(v);
-        if let Some(vol) = v.get_mut("Volume").filter(|x| x.is_object()) {
-            fix(vol);
-        }
-        if let Some(list) = v.get_mut("Volumes").and_then(|l| l.as_array_mut()) {
-            list.iter_mut().filter(|x| x.is_object()).for_each(fix);
-        }
+    /// The podman drop-in of plugin `id`: `<podman_dir>/pluginctl-<id>.conf`.
+    pub fn podman_file(&self, id: &str) -> Option<PathBuf> {
+        self.podman_dir
+            .as_ref()
+            .map(|d| d.join(format!("pluginctl-{id}.conf")))
     }
 }
 
-fn join(base: &Path, rest: &str) -> String {
-    let rest = rest.trim_start_matches('/');
-    if rest.is_empty() {
-        base.to_string_lossy().into_owned()
-    } else {
-        base.join(rest).to_string_lossy().into_owned()
-    }
+fn is_volume_driver(config: &PluginConfig) -> bool {
+    config
+        .types()
+        .iter()
+        .any(|t| t.prefix == "docker" && t.capability == "volumedriver")
 }
 
-/// How long an engine's idle keep-alive connection is kept.
-const IDLE: std::time::Duration = std::time::Duration::from_secs(300);
-/// How long the plugin may take to answer (a mount can be slow).
-const ANSWER: std::time::Duration = std::time::Duration::from_secs(120);
-
-/// Serves one engine connection: each request is passed to the plugin on
-/// a connection of its own, and the answer back, its paths rewritten.
-fn serve(client: UnixStream, plugin: &Path, rewrite: &Rewrite) -> std::io::Result<()> {
-    client.set_read_timeout(Some(IDLE))?;
-    let mut out = client.try_clone()?;
-    let mut reader = BufReader::new(client);
-    while let Some(request) = read_message(&mut reader, false)? {
-        let path = request
-            .first
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or("")
-            .to_owned();
-        let mut response = match ask(plugin, &request) {
-            Ok(r) => r,
-            // Restarting, or gone: the engine gets an answer it can show.
-            Err(e) => Message {
-                first: "HTTP/1.1 503 Service Unavailable".to_owned(),
-                headers: vec!["Content-Type: application/json".to_owned()],
-                body: serde_json::json!({ "Err": format!("the plugin did not answer: {e}") })
-                    .to_string()
-                    .into_bytes(),
-                close: false,
-            },
-        };
-        if path.starts_with("/VolumeDriver.")
-            && let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(&response.body)
-        {
-            rewrite.answer(&mut v);
-            response.body = v.to_string().into_bytes();
+/// Publishes the plugin's socket at [`Publish::socket`] (what this plugin
+/// published before, or a dead socket, is replaced; anything else there is
+/// left alone and named in the error), and registers a volume driver with
+/// podman. The proxy's listener lives as long as this process.
+pub fn publish(layout: &Layout, config: &PluginConfig) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt as _;
+    let Some(publish) = &layout.publish else {
+        return Ok(());
+    };
+    let link = publish.socket();
+    let target = layout.socket(config);
+    if let Ok(meta) = fs::symlink_metadata(&link) {
+        let ft = meta.file_type();
+        let ours = (ft.is_symlink()
+            && fs::read_link(&link).is_ok_and(|t| t.starts_with(&layout.exec_dir)))
+            || published_here(layout, &link)
+            || (ft.is_socket() && crate::activate::connect(&link).is_err());
+        if !ours {
+            return Err(RunError(format!(
+                "publishing the plugin's socket at {}: something else is there already",
+                link.display()
+            )));
         }
-        write_message(&mut out, &response, request.close)?;
-        if request.close {
-            break;
-        }
+        fs::remove_file(&link).map_err(|e| io("removing", &link, e))?;
+    }
+    let dir = link.parent().unwrap_or(Path::new("/"));
+    fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+    if !is_volume_driver(config) {
+        let tmp = dir.join(format!(".{}.pluginctl-{}", std::process::id(), layout.id));
+        let _ = fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&target, &tmp).map_err(|e| io("linking", &tmp, e))?;
+        return fs::rename(&tmp, &link).map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            io("publishing the plugin's socket at", &link, e)
+        });
+    }
+    let rewrite = crate::proxy::Rewrite {
+        propagated_mount: config.propagated_mount.clone(),
+        propagated_host: layout.propagated(),
+        rootfs_host: layout.rootfs_mount(),
+    };
+    crate::proxy::proxy(&link, target, rewrite, layout.mounts_file())
+        .map_err(|e| io("publishing the plugin's socket at", &link, e))?;
+    // What unpublish may remove: this very socket, by inode.
+    let meta = fs::symlink_metadata(&link).map_err(|e| io("publishing at", &link, e))?;
+    let marker = layout.exec_dir.join("published");
+    fs::write(
+        &marker,
+        format!("{} {}\n{}", meta.dev(), meta.ino(), link.display()),
+    )
+    .map_err(|e| io("writing", &marker, e))?;
+    if let Some(file) = publish.podman_file(&layout.id) {
+        write_podman(&file, &layout.id, &publish.name, &link)?;
     }
     Ok(())
 }
 
-/// One request to the plugin, on a connection of its own.
-fn ask(plugin: &Path, request: &Message) -> std::io::Result<Message> {
-    let upstream = connect(plugin)?;
-    upstream.set_read_timeout(Some(ANSWER))?;
-    upstream.set_write_timeout(Some(ANSWER))?;
-    let mut up_out = upstream.try_clone()?;
-    write_message(&mut up_out, request, true)?;
-    read_message(&mut BufReader::new(upstream), true)?.ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::UnexpectedEof,
-            "it closed the connection without answering",
-        )
+/// Whether `link` is the socket this plugin's publish recorded.
+fn published_here(layout: &Layout, link: &Path) -> bool {
+    let Ok(text) = fs::read_to_string(layout.exec_dir.join("published")) else {
+        return false;
+    };
+    let Ok(meta) = fs::symlink_metadata(link) else {
+        return false;
+    };
+    text.lines().next() == Some(&format!("{} {}", meta.dev(), meta.ino()))
+        && text.lines().nth(1) == Some(&*link.to_string_lossy())
+}
+
+/// Removes what publish made, when it is this plugin's: the socket or
+/// link, the directories its name made (when empty), the podman drop-in.
+pub fn unpublish(layout: &Layout) {
+    let Some(publish) = &layout.publish else {
+        return;
+    };
+    let link = publish.socket();
+    if fs::read_link(&link).is_ok_and(|t| t.starts_with(&layout.exec_dir))
+        || published_here(layout, &link)
+    {
+        let _ = fs::remove_file(&link);
+    }
+    let mut parent = link.parent();
+    while let Some(d) = parent.filter(|d| *d != publish.dir && d.starts_with(&publish.dir)) {
+        if fs::remove_dir(d).is_err() {
+            break; // not empty: someone else's too
+        }
+        parent = d.parent();
+    }
+    if let Some(file) = publish.podman_file(&layout.id)
+        && podman_is_ours(&file, &layout.id)
+    {
+        let _ = fs::remove_file(&file);
+    }
+}
+
+/// The first line of a drop-in this plugin wrote.
+fn podman_marker(id: &str) -> String {
+    format!("# pluginctl: plugin {id}; `pluginctl disable` removes this file")
+}
+
+fn podman_is_ours(file: &Path, id: &str) -> bool {
+    fs::read_to_string(file).is_ok_and(|t| t.lines().next() == Some(&*podman_marker(id)))
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The drop-in: podman's `--driver NAME` reaches the published socket.
+pub fn podman_dropin(id: &str, name: &str, socket: &Path) -> String {
+    format!(
+        "{}\n[engine.volume_plugins]\n{} = {}\n",
+        podman_marker(id),
+        toml_string(name),
+        toml_string(&socket.to_string_lossy())
+    )
+}
+
+/// Writes the drop-in atomically; a file of that name that this plugin
+/// did not write is left alone and named in the error.
+fn write_podman(file: &Path, id: &str, name: &str, socket: &Path) -> Result<()> {
+    if file.exists() && !podman_is_ours(file, id) {
+        return Err(RunError(format!(
+            "registering the plugin with podman at {}: something else is there already",
+            file.display()
+        )));
+    }
+    let dir = file.parent().unwrap_or(Path::new("/"));
+    fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+    let tmp = dir.join(format!(".pluginctl-{id}.{}", std::process::id()));
+    fs::write(&tmp, podman_dropin(id, name, socket)).map_err(|e| io("writing", &tmp, e))?;
+    fs::rename(&tmp, file).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io("writing", file, e)
     })
-}
-
-/// Listens at `at` (a path of any length: bound through its directory's
-/// descriptor) and proxies every connection to the plugin's socket, on
-/// threads of their own, for the life of the process.
-pub fn proxy(at: &Path, plugin: PathBuf, rewrite: Rewrite) -> std::io::Result<()> {
-    let dir = std::fs::File::open(at.parent().unwrap_or(Path::new("/")))?;
-    let name = at
-        .file_name()
-        .ok_or_else(|| std::io::Error::other("a path without a file name"))?;
-    let short = format!(
-        "/proc/self/fd/{}/{}",
-        std::os::fd::AsRawFd::as_raw_fd(&dir),
-        name.to_string_lossy()
-    );
-    let listener = UnixListener::bind(short)?;
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let (plugin, rewrite) = (plugin.clone(), rewrite.clone());
-            std::thread::spawn(move || {
-                let _ = serve(conn, &plugin, &rewrite);
-            });
-        }
-    });
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write as _;
 
-    fn rewrite() -> Rewrite {
-        Rewrite {
-            propagated_mount: "/data".into(),
-            propagated_host: "/var/lib/pluginctl/plugins/ID/propagated-mount".into(),
-            rootfs_host: "/run/pluginctl/ID/rootfs".into(),
-        }
+    #[test]
+    fn podman_dropins_are_toml_naming_the_socket() {
+        let text = podman_dropin(
+            "abc",
+            "reg:5000/team/vol:1.0",
+            Path::new("/run/docker/plugins/reg:5000/team/vol:1.0.sock"),
+        );
+        assert_eq!(
+            text,
+            "# pluginctl: plugin abc; `pluginctl disable` removes this file\n\
+             [engine.volume_plugins]\n\
+             \"reg:5000/team/vol:1.0\" = \"/run/docker/plugins/reg:5000/team/vol:1.0.sock\"\n"
+        );
+        assert_eq!(toml_string("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000A\"");
     }
 
     #[test]
-    fn paths_go_where_docker_scopes_them() {
-        let r = rewrite();
-        assert_eq!(
-            r.host_path("/data/v1"),
-            "/var/lib/pluginctl/plugins/ID/propagated-mount/v1"
-        );
-        assert_eq!(
-            r.host_path("/data"),
-            "/var/lib/pluginctl/plugins/ID/propagated-mount"
-        );
-        assert_eq!(
-            r.host_path("/database/v1"),
-            "/run/pluginctl/ID/rootfs/database/v1"
-        );
-        assert_eq!(r.host_path(""), "");
-        let mut v = serde_json::json!({
-            "Mountpoint": "/data/a",
-            "Volume": {"Name": "b", "Mountpoint": "/data/b"},
-            "Volumes": [{"Name": "c", "Mountpoint": "/data/c"}, {"Name": "d"}],
-            "Err": ""
-        });
-        r.answer(&mut v);
-        assert_eq!(
-            v["Mountpoint"],
-            "/var/lib/pluginctl/plugins/ID/propagated-mount/a"
-        );
-        assert_eq!(
-            v["Volume"]["Mountpoint"],
-            "/var/lib/pluginctl/plugins/ID/propagated-mount/b"
-        );
-        assert_eq!(
-            v["Volumes"][0]["Mountpoint"],
-            "/var/lib/pluginctl/plugins/ID/propagated-mount/c"
-        );
-        assert!(v["Volumes"][1].get("Mountpoint").is_none());
-    }
-
-    #[test]
-    fn a_keep_alive_engine_connection_through_the_proxy() {
-        let tmp = tempfile::tempdir().unwrap();
-        let plugin = tmp.path().join("plugin.sock");
-        let listener = UnixListener::bind(&plugin).unwrap();
-        // The plugin: one request per connection; a chunked answer.
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let mut out = conn.try_clone().unwrap();
-                let req = read_message(&mut BufReader::new(conn), false)
-                    .unwrap()
-                    .unwrap();
-                let body = if req.first.contains("/VolumeDriver.Mount") {
-                    assert_eq!(req.body, br#"{"Name":"v1","ID":"c"}"#);
-                    r#"{"Mountpoint":"/data/v1","Err":""}"#.to_owned()
-                } else {
-                    r#"{"Implements":["VolumeDriver"]}"#.to_owned()
-                };
-                write!(
-                    out,
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
-                    body.len()
-                )
-                .unwrap();
-            }
-        });
-        let at = tmp.path().join("published.sock");
-        proxy(&at, plugin, rewrite()).unwrap();
-        let conn = UnixStream::connect(&at).unwrap();
-        let mut w = conn.try_clone().unwrap();
-        let mut r = BufReader::new(conn);
-        for (path, body, want) in [
-            ("/Plugin.Activate", "", r#"{"Implements":["VolumeDriver"]}"#),
-            (
-                "/VolumeDriver.Mount",
-                r#"{"Name":"v1","ID":"c"}"#,
-                r#"{"Mountpoint":"/var/lib/pluginctl/plugins/ID/propagated-mount/v1","Err":""}"#,
-            ),
-        ] {
-            write!(
-                w,
-                "POST {path} HTTP/1.1\r\nHost: plugin\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )
-            .unwrap();
-            let answer = read_message(&mut r, false).unwrap().unwrap();
-            assert_eq!(answer.first, "HTTP/1.1 200 OK");
-            assert!(answer.headers.iter().any(|h| h.starts_with("Content-Type")));
-            assert_eq!(String::from_utf8(answer.body).unwrap(), want);
-        }
-    }
-
-    #[test]
-    fn an_unreachable_plugin_gets_the_engine_a_503() {
-        let tmp = tempfile::tempdir().unwrap();
-        let at = tmp.path().join("published.sock");
-        proxy(&at, tmp.path().join("absent.sock"), rewrite()).unwrap();
-        let conn = UnixStream::connect(&at).unwrap();
-        let mut w = conn.try_clone().unwrap();
-        let mut r = BufReader::new(conn);
-        for _ in 0..2 {
-            write!(
-                w,
-                "POST /VolumeDriver.List HTTP/1.1\r\nContent-Length: 2\r\n\r\n{{}}"
-            )
-            .unwrap();
-            let answer = read_message(&mut r, false).unwrap().unwrap();
-            assert_eq!(answer.first, "HTTP/1.1 503 Service Unavailable");
-            let v: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
-            assert!(v["Err"].as_str().unwrap().contains("did not answer"), "{v}");
-        }
+    fn a_drop_in_someone_else_wrote_is_never_touched() {
+        let tmp = std::env::temp_dir().join(format!("pluginctl-podman-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&tmp);
+        let file = tmp.join("pluginctl-abc.conf");
+        write_podman(&file, "abc", "n", Path::new("/s.sock")).unwrap();
+        assert!(podman_is_ours(&file, "abc"));
+        write_podman(&file, "abc", "n", Path::new("/t.sock")).unwrap();
+        assert!(fs::read_to_string(&file).unwrap().contains("/t.sock"));
+        fs::write(&file, "[engine]\n").unwrap();
+        let err = write_podman(&file, "abc", "n", Path::new("/s.sock")).unwrap_err();
+        assert!(err.0.contains("something else is there"), "{err}");
+        assert_eq!(fs::read_to_string(&file).unwrap(), "[engine]\n");
+        fs::remove_dir_all(&tmp).unwrap();
     }
 }

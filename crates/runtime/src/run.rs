@@ -5,7 +5,6 @@
 
 use std::fs;
 use std::io::Write as _;
-use std::os::unix::fs::MetadataExt as _;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -27,9 +26,9 @@ impl std::fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
-type Result<T> = std::result::Result<T, RunError>;
+pub(crate) type Result<T> = std::result::Result<T, RunError>;
 
-fn io(what: &str, path: &Path, e: impl std::fmt::Display) -> RunError {
+pub(crate) fn io(what: &str, path: &Path, e: impl std::fmt::Display) -> RunError {
     RunError(format!("{what} {}: {e}", path.display()))
 }
 
@@ -48,8 +47,8 @@ pub struct Layout {
     /// The OCI runtime binary (`runc`, `crun`, a path).
     pub runtime: String,
     /// Where to publish the socket for engines that discover legacy
-    /// plugins (`/run/docker/plugins/<name>.sock`), when asked to.
-    pub publish: Option<PathBuf>,
+    /// plugins, and for podman, when asked to.
+    pub publish: Option<crate::publish::Publish>,
 }
 
 impl Layout {
@@ -73,11 +72,17 @@ impl Layout {
             .join(format!("{}.pid", self.id))
     }
 
-    fn rootfs_mount(&self) -> PathBuf {
+    /// Which volumes engines have mounted through the published socket:
+    /// beside the lease, so that a new supervisor finds them.
+    pub fn mounts_file(&self) -> PathBuf {
+        self.lease().with_extension("mounts")
+    }
+
+    pub(crate) fn rootfs_mount(&self) -> PathBuf {
         self.exec_dir.join("rootfs")
     }
 
-    fn propagated(&self) -> PathBuf {
+    pub(crate) fn propagated(&self) -> PathBuf {
         self.plugin_dir.join("propagated-mount")
     }
 
@@ -167,10 +172,21 @@ pub fn prepare(
         )
         .map_err(|e| io("sharing", &p, e))?;
     }
+    // A published log driver is told dockerd's FIFO paths on the host.
+    let log_driver = config
+        .types()
+        .iter()
+        .any(|t| t.prefix == "docker" && t.capability == "logdriver");
+    let logging =
+        (layout.publish.is_some() && log_driver).then(|| PathBuf::from(spec::LOGGING_DIR));
+    if let Some(d) = &logging {
+        fs::create_dir_all(d).map_err(|e| io("creating", d, e))?;
+    }
     let paths = Paths {
         rootfs: target,
         socket_dir: layout.exec_dir.join("socket"),
         propagated_mount: layout.propagated(),
+        logging,
     };
     let spec =
         spec::build(config, settings, &paths, &host_device).map_err(|e| RunError(e.to_string()))?;
@@ -346,7 +362,7 @@ pub fn stop(layout: &Layout, grace: Duration) -> Result<()> {
             )));
         }
     }
-    unpublish(layout);
+    crate::publish::unpublish(layout);
     let teardown = |e: std::io::Error| RunError(format!("stopping plugin {}: {e}", layout.id));
     for m in [&layout.exec_dir, &layout.propagated()] {
         crate::mounts::unmount_all(m).map_err(teardown)?;
@@ -357,88 +373,4 @@ pub fn stop(layout: &Layout, grace: Duration) -> Result<()> {
         crate::mounts::remove_tree(&layout.plugin_dir.join(d)).map_err(teardown)?;
     }
     Ok(())
-}
-
-/// Publishes the plugin's socket for engines that discover legacy plugins
-/// by file name, at [`Layout::publish`]: a volume driver through the path
-/// rewriting proxy of [`crate::publish`] (its listener lives as long as
-/// this process), any other plugin as a symbolic link to its socket. What
-/// this plugin published before (a link into its exec dir, or the socket
-/// it recorded) and a dead socket are replaced; anything else there is left
-/// alone and named in the error.
-pub fn publish(layout: &Layout, config: &PluginConfig) -> Result<()> {
-    use std::os::unix::fs::FileTypeExt as _;
-    let Some(link) = &layout.publish else {
-        return Ok(());
-    };
-    let target = layout.socket(config);
-    if let Ok(meta) = fs::symlink_metadata(link) {
-        let ft = meta.file_type();
-        let ours = (ft.is_symlink()
-            && fs::read_link(link).is_ok_and(|t| t.starts_with(&layout.exec_dir)))
-            || published_here(layout, link)
-            || (ft.is_socket() && crate::activate::connect(link).is_err());
-        if !ours {
-            return Err(RunError(format!(
-                "publishing the plugin's socket at {}: something else is there already",
-                link.display()
-            )));
-        }
-        fs::remove_file(link).map_err(|e| io("removing", link, e))?;
-    }
-    let dir = link.parent().unwrap_or(Path::new("/"));
-    fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
-    let volume_driver = config
-        .interface
-        .types
-        .iter()
-        .flatten()
-        .any(|t| t.prefix == "docker" && t.capability == "volumedriver");
-    if volume_driver {
-        let rewrite = crate::publish::Rewrite {
-            propagated_mount: config.propagated_mount.clone(),
-            propagated_host: layout.propagated(),
-            rootfs_host: layout.rootfs_mount(),
-        };
-        crate::publish::proxy(link, target, rewrite)
-            .map_err(|e| io("publishing the plugin's socket at", link, e))?;
-        // What unpublish may remove: this very socket, by inode.
-        let meta = fs::symlink_metadata(link).map_err(|e| io("publishing at", link, e))?;
-        let marker = layout.exec_dir.join("published");
-        fs::write(
-            &marker,
-            format!("{} {}\n{}", meta.dev(), meta.ino(), link.display()),
-        )
-        .map_err(|e| io("writing", &marker, e))?;
-        return Ok(());
-    }
-    let tmp = dir.join(format!(".{}.pluginctl-{}", std::process::id(), layout.id));
-    let _ = fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(&target, &tmp).map_err(|e| io("linking", &tmp, e))?;
-    fs::rename(&tmp, link).map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        io("publishing the plugin's socket at", link, e)
-    })
-}
-
-/// Whether `link` is the socket this plugin's publish recorded.
-fn published_here(layout: &Layout, link: &Path) -> bool {
-    let Ok(text) = fs::read_to_string(layout.exec_dir.join("published")) else {
-        return false;
-    };
-    let Ok(meta) = fs::symlink_metadata(link) else {
-        return false;
-    };
-    text.lines().next() == Some(&format!("{} {}", meta.dev(), meta.ino()))
-        && text.lines().nth(1) == Some(&*link.to_string_lossy())
-}
-
-/// Removes what publish made, when it is this plugin's.
-fn unpublish(layout: &Layout) {
-    if let Some(link) = &layout.publish
-        && (fs::read_link(link).is_ok_and(|t| t.starts_with(&layout.exec_dir))
-            || published_here(layout, link))
-    {
-        let _ = fs::remove_file(link);
-    }
 }

@@ -27,7 +27,14 @@ pub struct Paths {
     pub socket_dir: PathBuf,
     /// `<root>/plugins/<id>/propagated-mount`, when the config asks for one.
     pub propagated_mount: PathBuf,
+    /// Where dockerd makes the FIFOs it names to a legacy log driver
+    /// (`/run/docker/logging`), bound at the same path in the plugin: set
+    /// for a published log driver, which is told host paths.
+    pub logging: Option<PathBuf>,
 }
+
+/// Where dockerd creates the FIFOs of legacy log drivers.
+pub const LOGGING_DIR: &str = "/run/docker/logging";
 
 /// A config the spec cannot be built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +157,14 @@ pub fn build(
         "source": paths.socket_dir.to_string_lossy(),
         "options": ["rbind", "rshared"],
     }));
+    if let Some(logging) = &paths.logging {
+        mounts.push(json!({
+            "destination": logging.to_string_lossy(),
+            "type": "bind",
+            "source": logging.to_string_lossy(),
+            "options": ["rbind", "rw"],
+        }));
+    }
     if !net.is_empty() {
         for f in ["/etc/hosts", "/etc/resolv.conf"] {
             mounts.push(

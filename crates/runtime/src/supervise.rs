@@ -307,7 +307,7 @@ pub fn supervise(
             policy.timeout,
             &stop_asked,
         )?;
-        run::publish(layout, config)?;
+        crate::publish::publish(layout, config)?;
         Ok((bundle, child))
     });
     let (bundle, child) = match first {

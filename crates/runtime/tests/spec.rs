@@ -12,6 +12,7 @@ fn docker_paths() -> Paths {
         rootfs: format!("/var/lib/docker/plugins/{ID}/rootfs").into(),
         socket_dir: format!("/run/docker/plugins/{ID}").into(),
         propagated_mount: format!("/var/lib/docker/plugins/{ID}/propagated-mount").into(),
+        logging: None,
     }
 }
 
@@ -163,4 +164,32 @@ fn settings_sources_win_and_bad_configs_say_why() {
         .collect();
     assert_eq!(shm.len(), 1);
     assert_eq!(shm[0]["source"], "/dev/shm");
+}
+
+#[test]
+fn a_published_log_driver_sees_dockers_fifo_directory_at_its_own_path() {
+    let config =
+        r#"{"Entrypoint":["/p"],"Interface":{"Types":["docker.logdriver/1.0"],"Socket":"l.sock"}}"#;
+    let c = PluginConfig::from_slice(config.as_bytes()).unwrap();
+    let mut paths = docker_paths();
+    let without = spec::build(&c, &settings_of(&c), &paths, &no_devices).unwrap();
+    let dests = |s: &Value| -> Vec<String> {
+        s["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["destination"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(!dests(&without).contains(&spec::LOGGING_DIR.to_owned()));
+    paths.logging = Some(spec::LOGGING_DIR.into());
+    let with = spec::build(&c, &settings_of(&c), &paths, &no_devices).unwrap();
+    let m = with["mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["destination"] == spec::LOGGING_DIR)
+        .expect("the logging mount");
+    assert_eq!(m["source"], spec::LOGGING_DIR);
+    assert_eq!(m["options"], serde_json::json!(["rbind", "rw"]));
 }
