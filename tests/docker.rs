@@ -33,26 +33,7 @@ const CONFIG: &str = r#"{
 
 /// An image of one file, the static busybox, imported into `docker`.
 fn busybox_image(docker: &Dockerd, tmp: &Path) -> String {
-    let busybox = ["/usr/bin/busybox", "/bin/busybox"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file())
-        .expect("busybox-static: `cargo xtask test` installs it");
-    let dir = tmp.join("bb");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(busybox, dir.join("busybox")).unwrap();
-    let tar = tmp.join("bb.tar");
-    assert!(
-        std::process::Command::new("tar")
-            .arg("-C")
-            .arg(&dir)
-            .arg("-cf")
-            .arg(&tar)
-            .arg("busybox")
-            .status()
-            .unwrap()
-            .success()
-    );
-    ok(&docker.docker(&["import", &tar.to_string_lossy(), "pcbusybox:1"]));
+    ok(&docker.docker(&["import", busybox_tar(tmp).to_str().unwrap(), "pcbusybox:1"]));
     "pcbusybox:1".to_owned()
 }
 

@@ -51,30 +51,6 @@ impl Drop for Cleanup {
     }
 }
 
-/// An image of one file, the static busybox.
-fn busybox_image(tmp: &Path, name: &str) {
-    let busybox = ["/usr/bin/busybox", "/bin/busybox"]
-        .into_iter()
-        .find(|p| Path::new(p).is_file())
-        .expect("busybox-static: `cargo xtask test` installs it");
-    let dir = tmp.join("bb");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(busybox, dir.join("busybox")).unwrap();
-    let tar = tmp.join("bb.tar");
-    assert!(
-        Command::new("tar")
-            .arg("-C")
-            .arg(&dir)
-            .args(["-cf"])
-            .arg(&tar)
-            .arg("busybox")
-            .status()
-            .unwrap()
-            .success()
-    );
-    ok(&podman(&["import", tar.to_str().unwrap(), name]));
-}
-
 fn context(dir: &Path) {
     for d in ["rootfs/data", "rootfs/run/docker/plugins"] {
         std::fs::create_dir_all(dir.join(d)).unwrap();
@@ -164,7 +140,7 @@ fn podman_uses_a_published_volume_plugin_with_nothing_configured() {
         &volume,
     ]));
     assert_eq!(driver.trim(), name);
-    busybox_image(tmp.path(), &image);
+    ok(&podman(&["import", busybox_tar(tmp.path()).to_str().unwrap(), &image]));
     let mut args = vec!["run", "--rm", "--network", "none"];
     args.extend(ULIMITS);
     let mount = format!("{volume}:/data");

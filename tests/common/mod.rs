@@ -44,19 +44,51 @@ pub fn fails(out: &Output) -> String {
     String::from_utf8(out.stderr.clone()).expect("UTF-8 output")
 }
 
-/// The static sample plugin `cargo xtask test` builds.
+/// The static sample volume plugin `cargo xtask test` builds.
 pub fn volume_plugin() -> PathBuf {
+    sample_plugin("volume-plugin")
+}
+
+/// A static sample plugin `cargo xtask test` builds (`volume-plugin`, and
+/// `network-plugin`, `ipam-plugin`, `authz-plugin`, `log-plugin` of
+/// `examples/driver-plugins`).
+pub fn sample_plugin(bin: &str) -> PathBuf {
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/x86_64-unknown-linux-gnu");
     ["debug", "release"]
         .iter()
-        .map(|p| target.join(p).join("volume-plugin"))
+        .map(|p| target.join(p).join(bin))
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
             panic!(
-                "{}/debug/volume-plugin is missing: `cargo xtask test` builds it (static)",
+                "{}/debug/{bin} is missing: `cargo xtask test` builds it (static)",
                 target.display()
             )
         })
+}
+
+/// A tar of one file, the static busybox, at `<dir>/busybox.tar`: an image
+/// for `docker import` and `podman import`.
+pub fn busybox_tar(dir: &Path) -> PathBuf {
+    let busybox = ["/usr/bin/busybox", "/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .expect("busybox-static: `cargo xtask test` installs it");
+    let content = dir.join("busybox-image");
+    std::fs::create_dir_all(&content).unwrap();
+    std::fs::copy(busybox, content.join("busybox")).unwrap();
+    let tar = dir.join("busybox.tar");
+    assert!(
+        Command::new("tar")
+            .arg("-C")
+            .arg(&content)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("busybox")
+            .status()
+            .unwrap()
+            .success()
+    );
+    tar
 }
 
 /// SIGINT to a process, as Ctrl-C sends it.

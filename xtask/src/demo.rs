@@ -65,14 +65,24 @@ pub(crate) fn run() -> Result<()> {
 /// Builds `examples/volume-plugin` static (`+crt-static` on the gnu
 /// target), so that the binary is its whole rootfs. Returns its path.
 pub(crate) fn build_volume_plugin(release: bool) -> Result<std::path::PathBuf> {
-    let mut args = vec![
-        "build",
-        "--quiet",
-        "-p",
-        "volume-plugin",
-        "--target",
-        "x86_64-unknown-linux-gnu",
-    ];
+    build_static(&["volume-plugin"], release)?;
+    let profile = if release { "release" } else { "debug" };
+    Ok(root().join(format!(
+        "target/x86_64-unknown-linux-gnu/{profile}/volume-plugin"
+    )))
+}
+
+/// Builds the sample plugins, the volume driver and `examples/driver-plugins`
+/// (network, IPAM, authorization, log drivers), static, in one cargo run.
+pub(crate) fn build_sample_plugins() -> Result<()> {
+    build_static(&["volume-plugin", "driver-plugins"], false)
+}
+
+fn build_static(packages: &[&str], release: bool) -> Result<()> {
+    let mut args = vec!["build", "--quiet", "--target", "x86_64-unknown-linux-gnu"];
+    for p in packages {
+        args.extend(["-p", p]);
+    }
     if release {
         args.push("--release");
     }
@@ -83,12 +93,9 @@ pub(crate) fn build_volume_plugin(release: bool) -> Result<std::path::PathBuf> {
         .status()
         .map_err(|e| format!("running cargo: {e}"))?;
     if !status.success() {
-        return Err("building the sample plugin failed".to_owned());
+        return Err(format!("building {} failed", packages.join(", ")));
     }
-    let profile = if release { "release" } else { "debug" };
-    Ok(root().join(format!(
-        "target/x86_64-unknown-linux-gnu/{profile}/volume-plugin"
-    )))
+    Ok(())
 }
 
 fn demo(work: &Path, pluginctl: &Path, plugin_bin: &Path) -> Result<()> {

@@ -28,6 +28,11 @@ pub fn available() -> bool {
 impl Dockerd {
     /// Starts one; panics with its log when it does not come up in 60 s.
     pub fn start() -> Dockerd {
+        Dockerd::start_with(&[])
+    }
+
+    /// Starts one with more daemon options (`--authorization-plugin=NAME`).
+    pub fn start_with(options: &[&str]) -> Dockerd {
         assert!(
             available(),
             "dockerd is missing: `cargo xtask test` installs docker.io"
@@ -63,6 +68,7 @@ impl Dockerd {
             .arg(dir.path().join("daemon.json"))
             .arg("-H")
             .arg(format!("unix://{}", socket.display()))
+            .args(options)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
