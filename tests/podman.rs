@@ -140,7 +140,11 @@ fn podman_uses_a_published_volume_plugin_with_nothing_configured() {
         &volume,
     ]));
     assert_eq!(driver.trim(), name);
-    ok(&podman(&["import", busybox_tar(tmp.path()).to_str().unwrap(), &image]));
+    ok(&podman(&[
+        "import",
+        busybox_tar(tmp.path()).to_str().unwrap(),
+        &image,
+    ]));
     let mut args = vec!["run", "--rm", "--network", "none"];
     args.extend(ULIMITS);
     let mount = format!("{volume}:/data");

@@ -104,8 +104,8 @@ fn test() -> Result<()> {
     // The end-to-end tests run the real binary; test runners build only
     // test targets.
     cargo(&["build", "--quiet", "-p", "pluginctl"])?;
-    // The sample plugin, static, for the Docker interop tier.
-    demo::build_volume_plugin(false)?;
+    // The sample plugins, static, for the runtime and engine tiers.
+    demo::build_sample_plugins()?;
     // Doc tests first: nextest does not run them, and its summary should be
     // the last thing printed.
     cargo(&["test", "--workspace", "--doc", "--quiet"])?;

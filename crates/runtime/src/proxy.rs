@@ -228,9 +228,9 @@ pub fn proxy(
     at: &Path,
     plugin: PathBuf,
     rewrite: Rewrite,
-    mounts_file: PathBuf,
+    mounts_file: &Path,
 ) -> std::io::Result<()> {
-    let mounts = Arc::new(Mounts::load(&mounts_file));
+    let mounts = Arc::new(Mounts::load(mounts_file));
     let dir = std::fs::File::open(at.parent().unwrap_or(Path::new("/")))?;
     let name = at
         .file_name()
@@ -334,7 +334,7 @@ mod tests {
         });
         let at = tmp.path().join("published.sock");
         let counts = tmp.path().join("p.mounts");
-        proxy(&at, plugin, rewrite(), counts.clone()).unwrap();
+        proxy(&at, plugin, rewrite(), &counts).unwrap();
         let conn = UnixStream::connect(&at).unwrap();
         let mut w = conn.try_clone().unwrap();
         let mut r = BufReader::new(conn);
@@ -406,7 +406,7 @@ mod tests {
             &at,
             tmp.path().join("absent.sock"),
             rewrite(),
-            tmp.path().join("p.mounts"),
+            &tmp.path().join("p.mounts"),
         )
         .unwrap();
         let conn = UnixStream::connect(&at).unwrap();

@@ -14,6 +14,7 @@
 //! that unpublishing never removes what someone else put there, and
 //! publishing refuses to replace it.
 
+use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
@@ -97,7 +98,7 @@ pub fn publish(layout: &Layout, config: &PluginConfig) -> Result<()> {
         propagated_host: layout.propagated(),
         rootfs_host: layout.rootfs_mount(),
     };
-    crate::proxy::proxy(&link, target, rewrite, layout.mounts_file())
+    crate::proxy::proxy(&link, target, rewrite, &layout.mounts_file())
         .map_err(|e| io("publishing the plugin's socket at", &link, e))?;
     // What unpublish may remove: this very socket, by inode.
     let meta = fs::symlink_metadata(&link).map_err(|e| io("publishing at", &link, e))?;
@@ -167,7 +168,9 @@ fn toml_string(s: &str) -> String {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04X}", u32::from(c));
+            }
             c => out.push(c),
         }
     }

@@ -135,11 +135,19 @@ pub fn prepare(
     ] {
         fs::create_dir_all(d).map_err(|e| io("creating", d, e))?;
     }
+    // Overlay options separate with `,` and lower dirs with `:`; a path
+    // holding either (a root under `reg:5000/...`) is escaped.
+    let escape = |p: &Path| {
+        p.to_string_lossy()
+            .replace('\\', "\\\\")
+            .replace(':', "\\:")
+            .replace(',', "\\,")
+    };
     let data = format!(
         "lowerdir={},upperdir={},workdir={}",
-        rootfs.display(),
-        upper.display(),
-        work.display()
+        escape(&rootfs),
+        escape(&upper),
+        escape(&work)
     );
     let data = std::ffi::CString::new(data).map_err(|_| {
         io(
