@@ -202,6 +202,11 @@ fn podman_uses_a_published_volume_plugin_with_nothing_configured() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(ok(&cli(&["restore"])).contains("started"));
+    assert_eq!(
+        drop_ins_of(&id).len(),
+        1,
+        "restore writes the drop-in again"
+    );
     let err = fails(&cli(&["disable", &name]));
     assert!(err.contains("is in use"), "after a restart: {err}");
     ok(&podman(&["rm", "-f", "-t", "0", &container]));

@@ -342,13 +342,20 @@ fn enable_speak_disable_and_failures() {
     with_pub(&mut c);
     let err = fails(&c.args(["disable", "sample"]).output().unwrap());
     assert!(err.contains("is in use: volume v1 (1 mount)"), "{err}");
+    let mounts_file = run
+        .join("supervisors")
+        .join(format!("{}.mounts", id2.trim()));
+    assert!(mounts_file.exists());
+    // Unmounted, then mounted again: -f stops it anyway, and forgets.
     assert_eq!(
         call(&link, "/VolumeDriver.Unmount", r#"{"Name":"v1","ID":"c2"}"#),
         r#"{"Err":""}"#
     );
+    call(&link, "/VolumeDriver.Mount", r#"{"Name":"v1","ID":"c3"}"#);
     let mut c = pluginctl(&root);
     with_pub(&mut c);
-    ok(&c.args(["disable", "sample"]).output().unwrap());
+    ok(&c.args(["disable", "-f", "sample"]).output().unwrap());
+    assert!(!mounts_file.exists());
     assert!(std::fs::symlink_metadata(&link).is_err());
     std::fs::write(&link, "not a socket").unwrap();
     let mut c = pluginctl(&root);
