@@ -160,6 +160,8 @@ fn demo(work: &Path, pluginctl: &Path, plugin_bin: &Path) -> Result<()> {
     // Where engines would look for it: a directory of the demo's, not the
     // host's /run/docker/plugins.
     let publish_dir = work.join("published");
+    // Likewise podman's drop-in: the demo's, not the host's.
+    let podman_dir = work.join("containers.conf.d");
     let run = |args: &[&str]| -> Result<()> {
         println!("\n$ pluginctl {}", shell_words(args));
         let status = Command::new(pluginctl)
@@ -168,6 +170,8 @@ fn demo(work: &Path, pluginctl: &Path, plugin_bin: &Path) -> Result<()> {
             .arg(&exec_root)
             .arg("--publish-dir")
             .arg(&publish_dir)
+            .arg("--podman-conf-dir")
+            .arg(&podman_dir)
             .args(args)
             .status()
             .map_err(|e| format!("running pluginctl: {e}"))?;
