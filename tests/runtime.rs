@@ -65,10 +65,10 @@ fn mounted_under(dir: &Path) -> usize {
 
 #[test]
 fn enable_speak_disable_and_failures() {
-    if !is_root() {
-        eprintln!("runc needs root; CI runs as root");
-        return;
-    }
+    assert!(
+        is_root(),
+        "runc needs root: run the tests as root (CI does)"
+    );
     let tmp = tempfile::Builder::new()
         .prefix("prt")
         .tempdir_in("/tmp")
@@ -474,10 +474,10 @@ fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
 
 #[test]
 fn supervisor_restarts_gives_up_and_is_restored() {
-    if !is_root() {
-        eprintln!("runc needs root; CI runs as root");
-        return;
-    }
+    assert!(
+        is_root(),
+        "runc needs root: run the tests as root (CI does)"
+    );
     let tmp = tempfile::Builder::new()
         .prefix("prs")
         .tempdir_in("/tmp")
@@ -680,10 +680,10 @@ fn supervisor_restarts_gives_up_and_is_restored() {
 
 #[test]
 fn interrupted_enables_stop_everything_and_killed_ones_finish() {
-    if !is_root() {
-        eprintln!("runc needs root; CI runs as root");
-        return;
-    }
+    assert!(
+        is_root(),
+        "runc needs root: run the tests as root (CI does)"
+    );
     let tmp = tempfile::Builder::new()
         .prefix("pri")
         .tempdir_in("/tmp")

@@ -1,14 +1,16 @@
 //! The Docker managed-plugin lifecycle, outside dockerd.
 //!
 //! This is the facade of pluginctl: it composes the content store, the
-//! rootfs code and the privilege computation (and, as they land, the
-//! registry client and the runtime) into Docker's plugin lifecycle, and
-//! re-exports those crates as modules so that a user needs one dependency.
+//! registry client, the rootfs code, the privilege computation and the
+//! runtime into Docker's plugin lifecycle, and re-exports those crates as
+//! modules so that a user needs one dependency.
 //!
-//! Built so far: the plugin store (records, one metadata lock for every
-//! process sharing a root, atomic writes, crash recovery), `create` from a
-//! context directory or tar, `privileges`, `install` and `push` through
-//! the registry client, `set`, `list`, `inspect`, `remove` and `gc`.
+//! The plugin store (records, one metadata lock for every process sharing a
+//! root, atomic writes, crash recovery), `create` from a context directory
+//! or tar, `privileges`, `install`, `push` and `upgrade` through the
+//! registry client, `set`, `list`, `inspect`, `remove` and `gc`, and
+//! `enable`, `disable`, `restore` and the supervisor's side of a running
+//! plugin (`run.rs`).
 //!
 //! ```no_run
 //! use pluginctl_manager::{Manager, CreateOptions};
