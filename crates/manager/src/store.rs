@@ -236,7 +236,7 @@ impl Layout {
         if let Some(found) = all.iter().find(|x| x.id == what) {
             return Ok(found.clone());
         }
-        if what.len() >= 2 && what.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !what.is_empty() && what.bytes().all(|b| b.is_ascii_hexdigit()) {
             let hits: Vec<&Record> = all.iter().filter(|x| x.id.starts_with(what)).collect();
             match hits.as_slice() {
                 [one] => return Ok((*one).clone()),

@@ -169,6 +169,23 @@ fn lookups_by_name_id_and_prefix() {
         .unwrap();
     let err = m.get(&dup[..2]).unwrap_err();
     assert!(matches!(err, Error::Ambiguous { .. }), "{err}");
+
+    // A prefix of any length names a plugin when it is unique (as Docker's
+    // resolvePluginID); a name wins over a prefix ("b" is a plugin here).
+    for id in &ids {
+        let first = &id[..1];
+        if first == "b" {
+            continue;
+        }
+        let sharing = ids.iter().filter(|x| x.starts_with(first)).count();
+        match m.get(first) {
+            Ok(r) => assert!(sharing == 1 && r.id == *id, "{first}"),
+            Err(e) => assert!(
+                sharing > 1 && matches!(e, Error::Ambiguous { .. }),
+                "{first}: {e}"
+            ),
+        }
+    }
 }
 
 #[test]
