@@ -3,66 +3,17 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, HeaderMap, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::header::{AUTHORIZATION, HeaderMap, LOCATION, WWW_AUTHENTICATE};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use tokio::sync::Semaphore;
 
 use crate::auth::{Challenge, CredentialSource, Credentials, SharedCredentials, TokenCache};
 use crate::error::{Envelope, Error, Result};
 use crate::progress::{Event, ProgressFn};
-
-/// How failed requests are retried: connection errors, cut transfers, 5xx
-/// and 429 (whose `Retry-After` is honoured, up to `max_delay`).
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// Retries after the first attempt.
-    pub max_retries: u32,
-    /// The first delay; doubled on each retry, with jitter.
-    pub base_delay: Duration,
-    /// The longest delay, whatever the backoff or `Retry-After` say.
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> RetryPolicy {
-        RetryPolicy {
-            max_retries: 5,
-            base_delay: Duration::from_millis(250),
-            max_delay: Duration::from_secs(30),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The delay before retry number `attempt` (0-based): exponential with
-    /// "equal jitter" (half fixed, half random), capped.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32.checked_shl(attempt.min(20)).unwrap_or(u32::MAX))
-            .min(self.max_delay);
-        let half = exp / 2;
-        let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
-        half + Duration::from_nanos(if nanos == 0 { 0 } else { jitter() % nanos })
-    }
-}
-
-fn jitter() -> u64 {
-    // xorshift64* seeded from the clock and a counter: enough to spread
-    // clients that failed at the same moment; not for cryptography.
-    static COUNTER: AtomicU64 = AtomicU64::new(0x9E37_79B9_7F4A_7C15);
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(0));
-    let mut x = t ^ COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-}
+pub use crate::retry::RetryPolicy;
+use crate::retry::{retry_after, retryable_status};
 
 /// Builds a [`Client`].
 pub struct ClientBuilder {
@@ -719,15 +670,8 @@ impl Client {
                 Err(e) => {
                     let err = TransportError(e);
                     if retry && attempt < err.retries(self.inner.retry.max_retries) {
-                        let delay = self.inner.retry.delay(attempt);
-                        self.emit(&Event::Retried {
-                            what: what.to_owned(),
-                            attempt: attempt + 1,
-                            reason: describe(&err.0),
-                            delay,
-                        });
-                        tokio::time::sleep(delay).await;
-                        attempt += 1;
+                        self.back_off(what, &mut attempt, describe(&err.0), None)
+                            .await;
                         continue;
                     }
                     return Err(err.into_error(what, host));
@@ -753,22 +697,15 @@ impl Client {
                         }
                         continue;
                     }
-                    if retry_left
-                        && (status == StatusCode::TOO_MANY_REQUESTS
-                            || matches!(status.as_u16(), 500 | 502 | 503 | 504))
-                    {
-                        let delay = retry_after(resp.headers()).map_or_else(
-                            || self.inner.retry.delay(attempt),
-                            |d| d.min(self.inner.retry.max_delay),
-                        );
-                        self.emit(&Event::Retried {
-                            what: what.to_owned(),
-                            attempt: attempt + 1,
-                            reason: format!("HTTP {}", status.as_u16()),
-                            delay,
-                        });
-                        tokio::time::sleep(delay).await;
-                        attempt += 1;
+                    if retry_left && retryable_status(status.as_u16()) {
+                        let hint = retry_after(resp.headers());
+                        self.back_off(
+                            what,
+                            &mut attempt,
+                            format!("HTTP {}", status.as_u16()),
+                            hint,
+                        )
+                        .await;
                         continue;
                     }
                     if status.is_redirection()
@@ -800,15 +737,8 @@ impl Client {
                 Err(e) => {
                     let err = TransportError(e);
                     if attempt < err.retries(self.inner.retry.max_retries) {
-                        let delay = self.inner.retry.delay(attempt);
-                        self.emit(&Event::Retried {
-                            what: what.to_owned(),
-                            attempt: attempt + 1,
-                            reason: describe(&err.0),
-                            delay,
-                        });
-                        tokio::time::sleep(delay).await;
-                        attempt += 1;
+                        self.back_off(what, &mut attempt, describe(&err.0), None)
+                            .await;
                         continue;
                     }
                     return Err(err);
@@ -936,48 +866,6 @@ pub(crate) fn host_port(u: &Url) -> String {
         (Some(h), None) => h.to_owned(),
         _ => String::new(),
     }
-}
-
-/// `Retry-After` as seconds or an HTTP date.
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = parse_http_date(v)?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
-    Some(Duration::from_secs(when.saturating_sub(now)))
-}
-
-/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) to Unix seconds.
-pub(crate) fn parse_http_date(text: &str) -> Option<u64> {
-    let parts: Vec<&str> = text.split_whitespace().collect();
-    let [_, day, mon, year, time, "GMT"] = parts.as_slice() else {
-        return None;
-    };
-    let day: u64 = day.parse().ok()?;
-    let months = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let mon = u64::try_from(months.iter().position(|m| m == mon)?).ok()? + 1;
-    let year: i64 = year.parse().ok()?;
-    let mut clock = time.split(':').map(str::parse::<u64>);
-    let (hour, min, sec) = (
-        clock.next()?.ok()?,
-        clock.next()?.ok()?,
-        clock.next()?.ok()?,
-    );
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if mon <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = i64::try_from((mon + 9) % 12).ok()?;
-    let doy = (153 * mp + 2) / 5 + i64::try_from(day).ok()? - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86_400)
-        .ok()
-        .map(|d| d + hour * 3600 + min * 60 + sec)
 }
 
 /// A transport failure, classified.
@@ -1181,33 +1069,6 @@ pub(crate) async fn read_bounded(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn http_dates_parse() {
-        assert_eq!(
-            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(784_111_777)
-        );
-        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
-        assert_eq!(parse_http_date("yesterday"), None);
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let p = RetryPolicy {
-            max_retries: 10,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(1),
-        };
-        for attempt in 0..10 {
-            let d = p.delay(attempt);
-            let cap = (Duration::from_millis(100) * 2u32.pow(attempt)).min(Duration::from_secs(1));
-            assert!(
-                d >= cap / 2 && d <= cap,
-                "attempt {attempt}: {d:?} vs {cap:?}"
-            );
-        }
-    }
 
     #[test]
     fn insecure_patterns_match_like_docker() {

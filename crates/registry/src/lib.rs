@@ -16,8 +16,9 @@
 //! - **authenticate** with Basic or Bearer tokens from the registry's
 //!   challenge, with credentials from the caller ([`StaticCredentials`]) or
 //!   `~/.docker/config.json` and its helpers ([`DockerConfig`]);
-//! - **retry** connection errors, 5xx and 429 with backoff and jitter
-//!   ([`RetryPolicy`]), and report per-blob [`Event`]s.
+//! - **retry** connection errors, cut transfers, 429 and 500/502/503/504
+//!   with backoff and jitter or `Retry-After` ([`RetryPolicy`], one policy
+//!   for every request), and report per-blob [`Event`]s.
 //!
 //! It uses tokio for I/O but never builds a runtime, and it does not know
 //! any content store: blobs go to an `AsyncWrite` the caller gives.
@@ -45,6 +46,7 @@ mod error;
 mod progress;
 mod pull;
 mod push;
+mod retry;
 
 pub use auth::{
     Challenge, CredentialSource, Credentials, DockerConfig, StaticCredentials, normalize_host,

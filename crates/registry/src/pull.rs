@@ -593,15 +593,8 @@ impl Client {
                     if cuts >= self.inner.retry.max_retries {
                         return Err(err.into_error(&what, host));
                     }
-                    let delay = self.inner.retry.delay(cuts);
-                    self.emit(&Event::Retried {
-                        what: what.clone(),
-                        attempt: cuts + 1,
-                        reason: format!("transfer cut at byte {offset}: {}", describe(&err.0)),
-                        delay,
-                    });
-                    cuts += 1;
-                    tokio::time::sleep(delay).await;
+                    let reason = format!("transfer cut at byte {offset}: {}", describe(&err.0));
+                    self.back_off(&what, &mut cuts, reason, None).await;
                 }
             }
             if size == 0 {

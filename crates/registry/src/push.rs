@@ -169,15 +169,8 @@ impl Client {
             {
                 Ok(p) => return Ok(p),
                 Err(e) if attempt < self.inner.retry.max_retries && retryable(&e) => {
-                    let delay = self.inner.retry.delay(attempt);
-                    self.emit(&Event::Retried {
-                        what: what.clone(),
-                        attempt: attempt + 1,
-                        reason: e.to_string(),
-                        delay,
-                    });
-                    attempt += 1;
-                    tokio::time::sleep(delay).await;
+                    self.back_off(&what, &mut attempt, e.to_string(), None)
+                        .await;
                 }
                 Err(e) => return Err(e),
             }
@@ -479,7 +472,7 @@ fn retryable(e: &Error) -> bool {
         Error::Registry {
             status, envelope, ..
         } => {
-            *status >= 500
+            crate::retry::retryable_status(*status)
                 || envelope
                     .as_ref()
                     .is_some_and(|e| e.code == crate::error::ErrorCode::BlobUploadUnknown)
