@@ -1,7 +1,6 @@
 //! The client: endpoints (HTTPS, insecure hosts), authentication, retries.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use tokio::sync::Semaphore;
 
 use crate::auth::{Challenge, CredentialSource, Credentials, SharedCredentials, TokenCache};
 use crate::error::{Envelope, Error, Result};
+use crate::hosts::{HostPattern, is_loopback};
 use crate::progress::{Event, ProgressFn};
 pub use crate::retry::RetryPolicy;
 use crate::retry::{retry_after, retryable_status};
@@ -198,93 +198,6 @@ impl ClientBuilder {
     }
 }
 
-#[derive(Debug)]
-enum HostPattern {
-    Host(String),
-    HostPort(String),
-    Cidr(IpAddr, u8),
-}
-
-impl HostPattern {
-    fn parse(s: &str) -> Result<HostPattern> {
-        let s = s
-            .trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .trim_end_matches('/');
-        if let Some((ip, bits)) = s.split_once('/') {
-            let ip: IpAddr = ip
-                .parse()
-                .map_err(|_| Error::Config(format!("insecure registry {s:?}: not a CIDR")))?;
-            let max = if ip.is_ipv4() { 32 } else { 128 };
-            let bits: u8 = bits
-                .parse()
-                .ok()
-                .filter(|&b| b <= max)
-                .ok_or_else(|| Error::Config(format!("insecure registry {s:?}: bad prefix")))?;
-            return Ok(HostPattern::Cidr(ip, bits));
-        }
-        if s.is_empty() {
-            return Err(Error::Config("insecure registry: empty host".to_owned()));
-        }
-        if split_host_port(s).1.is_some() {
-            Ok(HostPattern::HostPort(s.to_owned()))
-        } else {
-            Ok(HostPattern::Host(s.to_owned()))
-        }
-    }
-
-    fn matches(&self, host_port: &str) -> bool {
-        let host_port = host_port.to_ascii_lowercase();
-        let host_port = host_port.as_str();
-        let (host, _) = split_host_port(host_port);
-        match self {
-            HostPattern::HostPort(hp) => hp == host_port,
-            HostPattern::Host(h) => h == host,
-            HostPattern::Cidr(net, bits) => host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<IpAddr>()
-                .is_ok_and(|ip| in_cidr(ip, *net, *bits)),
-        }
-    }
-}
-
-fn in_cidr(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(bits))
-            };
-            u32::from(a) & mask == u32::from(b) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(b)) => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(bits))
-            };
-            u128::from(a) & mask == u128::from(b) & mask
-        }
-        _ => false,
-    }
-}
-
-/// `host[:port]` → (host, port); IPv6 literals keep their brackets.
-fn split_host_port(s: &str) -> (&str, Option<&str>) {
-    if s.starts_with('[') {
-        return match s.find("]:") {
-            Some(i) => (&s[..=i], Some(&s[i + 2..])),
-            None => (s, None),
-        };
-    }
-    match s.rsplit_once(':') {
-        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => (h, Some(p)),
-        _ => (s, None),
-    }
-}
-
 /// A registry client. Cheap to clone; clones share connections, tokens and
 /// the transfer limit.
 #[derive(Clone)]
@@ -401,15 +314,8 @@ impl Client {
     }
 
     pub(crate) fn is_insecure(&self, host: &str) -> bool {
-        let (h, _) = split_host_port(host);
-        let h = h.trim_start_matches('[').trim_end_matches(']');
-        if self.inner.loopback_insecure
-            && (h.eq_ignore_ascii_case("localhost")
-                || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()))
-        {
-            return true;
-        }
-        self.inner.insecure.iter().any(|p| p.matches(host))
+        (self.inner.loopback_insecure && is_loopback(host))
+            || self.inner.insecure.iter().any(|p| p.matches(host))
     }
 
     pub(crate) fn http(&self, skip_verify: bool) -> &reqwest::Client {
@@ -886,15 +792,7 @@ impl TransportError {
             return 0;
         }
         if self.refused() {
-            let local = self
-                .0
-                .url()
-                .and_then(reqwest::Url::host_str)
-                .is_some_and(|h| {
-                    let h = h.trim_start_matches('[').trim_end_matches(']');
-                    h.eq_ignore_ascii_case("localhost")
-                        || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-                });
+            let local = self.0.url().is_some_and(|u| is_loopback(&host_port(u)));
             return if local { 0 } else { max.min(1) };
         }
         if self.unresolved() {

@@ -43,6 +43,7 @@
 mod auth;
 mod client;
 mod error;
+mod hosts;
 mod progress;
 mod pull;
 mod push;
