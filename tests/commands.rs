@@ -11,16 +11,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn sample_context(dir: &Path) {
-    std::fs::create_dir_all(dir.join("rootfs")).unwrap();
-    std::fs::write(dir.join("rootfs/volume-stub"), b"#!/bin/sh\n").unwrap();
-    std::fs::copy(
-        testdata("plugin-context-config.json"),
-        dir.join("config.json"),
-    )
-    .unwrap();
-}
-
 fn lines(bytes: &[u8]) -> Vec<String> {
     String::from_utf8_lossy(bytes)
         .lines()

@@ -472,30 +472,54 @@ fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// A root and an exec root in a directory of their own, for tests that
+/// run plugins (as root); whatever they leave running is stopped first,
+/// then the directory goes.
+struct Bed {
+    _cleanup: Supervisors,
+    root: std::path::PathBuf,
+    run: std::path::PathBuf,
+    tmp: tempfile::TempDir,
+}
+
+impl Bed {
+    fn new(prefix: &str) -> Bed {
+        assert!(
+            is_root(),
+            "runc needs root: run the tests as root (CI does)"
+        );
+        let tmp = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in("/tmp")
+            .unwrap();
+        let (root, run) = (tmp.path().join("root"), tmp.path().join("run"));
+        Bed {
+            _cleanup: Supervisors(run.clone()),
+            root,
+            run,
+            tmp,
+        }
+    }
+
+    /// `pluginctl --root R --exec-root E ARGS`, waited for.
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut c = pluginctl(&self.root);
+        c.arg("--exec-root").arg(&self.run).args(args);
+        c.output().unwrap()
+    }
+}
+
 #[test]
 fn supervisor_restarts_gives_up_and_is_restored() {
-    assert!(
-        is_root(),
-        "runc needs root: run the tests as root (CI does)"
-    );
-    let tmp = tempfile::Builder::new()
-        .prefix("prs")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let root = tmp.path().join("root");
-    let run = tmp.path().join("run");
-    let _cleanup = Supervisors(run.clone());
-    let cli = |args: &[&str]| {
-        let mut c = pluginctl(&root);
-        c.arg("--exec-root").arg(&run).args(args);
-        c.output().unwrap()
-    };
+    let bed = Bed::new("prs");
+    let (tmp, root, run) = (&bed.tmp, &bed.root, &bed.run);
+    let cli = |args: &[&str]| bed.cli(args);
     let ctx = tmp.path().join("ctx");
     context(&ctx, "/volume-plugin", "");
     ok(&{
-        let mut c = pluginctl(&root);
+        let mut c = pluginctl(root);
         c.arg("--exec-root")
-            .arg(&run)
+            .arg(run)
             .args(["create", "sample"])
             .arg(&ctx);
         c.output().unwrap()
@@ -512,15 +536,15 @@ fn supervisor_restarts_gives_up_and_is_restored() {
 
     // The plugin dies: the supervisor starts it again, and says so in the
     // log a `logs -f` is following.
-    let mut follow = pluginctl(&root)
+    let mut follow = pluginctl(root)
         .args(["logs", "-f", "sample"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let first = plugin_pid(&run, &id).expect("running");
+    let first = plugin_pid(run, &id).expect("running");
     kill9(first);
     let second = wait_for("a restarted plugin", 15, || {
-        plugin_pid(&run, &id).filter(|p| *p != first)
+        plugin_pid(run, &id).filter(|p| *p != first)
     });
     wait_for("the restarted plugin's socket", 15, || connect(&sock).ok());
     assert!(call(&sock, "/VolumeDriver.List", "{}").contains("kept"));
@@ -536,32 +560,32 @@ fn supervisor_restarts_gives_up_and_is_restored() {
 
     // The supervisor dies (the plugin runs on, orphaned): restore takes
     // over, once; a second restore has nothing to do.
-    let sup = supervisor_pid(&run, &id).expect("a supervisor");
+    let sup = supervisor_pid(run, &id).expect("a supervisor");
     kill9(sup);
     wait_for("the supervisor's end", 10, || {
-        supervisor_pid(&run, &id).is_none().then_some(())
+        supervisor_pid(run, &id).is_none().then_some(())
     });
     let ls = cli(&["ls"]);
     let warn = String::from_utf8_lossy(&ls.stderr);
     assert!(warn.contains("enabled but not running"), "{warn}");
     let out = ok(&cli(&["restore"]));
     assert_eq!(out.trim(), "sample:latest: started");
-    let third = plugin_pid(&run, &id).expect("running again");
+    let third = plugin_pid(run, &id).expect("running again");
     assert_ne!(third, second);
-    assert_ne!(supervisor_pid(&run, &id), Some(sup));
+    assert_ne!(supervisor_pid(run, &id), Some(sup));
     assert!(call(&sock, "/VolumeDriver.List", "{}").contains("kept"));
     assert_eq!(ok(&cli(&["restore"])).trim(), "sample:latest: running");
 
     // A reboot: nothing runs, nothing is mounted, the exec root (a tmpfs
     // in real life) is empty; the record still says enabled.
-    kill9(supervisor_pid(&run, &id).expect("a supervisor"));
+    kill9(supervisor_pid(run, &id).expect("a supervisor"));
     let _ = std::process::Command::new("runc")
         .arg("--root")
         .arg(run.join("runc"))
         .args(["delete", "--force", &id])
         .status();
     unmount_under(tmp.path());
-    std::fs::remove_dir_all(&run).unwrap();
+    std::fs::remove_dir_all(run).unwrap();
     assert_eq!(ok(&cli(&["restore"])).trim(), "sample:latest: started");
     assert!(call(&sock, "/VolumeDriver.List", "{}").contains("kept"));
 
@@ -570,7 +594,7 @@ fn supervisor_restarts_gives_up_and_is_restored() {
     let mut last = 0;
     for _ in 0..10 {
         let Some(pid) = wait_for("the plugin or the end of its supervisor", 15, || {
-            match (supervisor_pid(&run, &id), plugin_pid(&run, &id)) {
+            match (supervisor_pid(run, &id), plugin_pid(run, &id)) {
                 (None, _) => Some(None),
                 (Some(_), Some(p)) if p != last => Some(Some(p)),
                 _ => None,
@@ -582,7 +606,7 @@ fn supervisor_restarts_gives_up_and_is_restored() {
         last = pid;
     }
     wait_for("the supervisor's end", 15, || {
-        supervisor_pid(&run, &id).is_none().then_some(())
+        supervisor_pid(run, &id).is_none().then_some(())
     });
     let enabled = ok(&cli(&["inspect", "--format", "{{.Enabled}}", "sample"]));
     assert_eq!(enabled.trim(), "false");
@@ -607,8 +631,8 @@ fn supervisor_restarts_gives_up_and_is_restored() {
     // Two enables at once: one supervisor, and the plugin recorded enabled
     // whichever finishes last.
     let spawn = || {
-        let mut c = pluginctl(&root);
-        c.arg("--exec-root").arg(&run).args(["enable", "sample"]);
+        let mut c = pluginctl(root);
+        c.arg("--exec-root").arg(run).args(["enable", "sample"]);
         c.stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         c.spawn().unwrap()
@@ -636,8 +660,8 @@ fn supervisor_restarts_gives_up_and_is_restored() {
     // An enable killed at any point: the next enable brings the plugin up
     // (adopting a supervisor that got started), disable clears everything.
     for delay_ms in [5, 25, 60] {
-        let mut c = pluginctl(&root);
-        c.arg("--exec-root").arg(&run).args(["enable", "sample"]);
+        let mut c = pluginctl(root);
+        c.arg("--exec-root").arg(run).args(["enable", "sample"]);
         let mut child = c.spawn().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         let _ = child.kill();
@@ -670,7 +694,7 @@ fn supervisor_restarts_gives_up_and_is_restored() {
     assert!(err.contains("is enabled"), "{err}");
     assert!(connect(&sock).is_ok());
     // The place it runs is recorded: a disable without --exec-root finds it.
-    ok(&pluginctl(&root)
+    ok(&pluginctl(root)
         .args(["disable", "sample"])
         .output()
         .unwrap());
@@ -680,25 +704,12 @@ fn supervisor_restarts_gives_up_and_is_restored() {
 
 #[test]
 fn interrupted_enables_stop_everything_and_killed_ones_finish() {
-    assert!(
-        is_root(),
-        "runc needs root: run the tests as root (CI does)"
-    );
-    let tmp = tempfile::Builder::new()
-        .prefix("pri")
-        .tempdir_in("/tmp")
-        .unwrap();
-    let root = tmp.path().join("root");
-    let run = tmp.path().join("run");
-    let _cleanup = Supervisors(run.clone());
-    let cli = |args: &[&str]| {
-        let mut c = pluginctl(&root);
-        c.arg("--exec-root").arg(&run).args(args);
-        c.output().unwrap()
-    };
+    let bed = Bed::new("pri");
+    let (tmp, root, run) = (&bed.tmp, &bed.root, &bed.run);
+    let cli = |args: &[&str]| bed.cli(args);
     let spawn = |args: &[&str]| {
-        let mut c = pluginctl(&root);
-        c.arg("--exec-root").arg(&run).args(args);
+        let mut c = pluginctl(root);
+        c.arg("--exec-root").arg(run).args(args);
         c.stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         c.spawn().unwrap()
@@ -711,7 +722,7 @@ fn interrupted_enables_stop_everything_and_killed_ones_finish() {
         r#",{"name":"START_DELAY_MS","value":"1500"}"#,
     );
     ok(&{
-        let mut c = pluginctl(&root);
+        let mut c = pluginctl(root);
         c.args(["create", "slow"]).arg(&ctx);
         c.output().unwrap()
     });
@@ -736,7 +747,7 @@ fn interrupted_enables_stop_everything_and_killed_ones_finish() {
             "{delay_ms} ms: {err}"
         );
         assert!(!enabled(), "{delay_ms} ms");
-        assert_eq!(supervisor_pid(&run, &id), None, "{delay_ms} ms");
+        assert_eq!(supervisor_pid(run, &id), None, "{delay_ms} ms");
         assert_eq!(mounted_under(tmp.path()), 0, "{delay_ms} ms");
         assert_eq!(processes_under(tmp.path()), Vec::<String>::new());
         // set agrees with the record: not enabled (and so on to its

@@ -5,18 +5,7 @@ mod common;
 
 use common::*;
 
-use std::path::Path;
 use std::process::Command;
-
-fn sample_context(dir: &Path) {
-    std::fs::create_dir_all(dir.join("rootfs")).unwrap();
-    std::fs::write(dir.join("rootfs/volume-stub"), b"#!/bin/sh\n").unwrap();
-    std::fs::copy(
-        testdata("plugin-context-config.json"),
-        dir.join("config.json"),
-    )
-    .unwrap();
-}
 
 #[test]
 fn create_ls_inspect_rm_like_docker() {
@@ -134,12 +123,10 @@ fn create_ls_inspect_rm_like_docker() {
 
 #[test]
 fn rm_unmounts_what_is_mounted_under_the_plugin_and_keeps_its_data() {
-    let is_root =
-        std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0);
-    if !is_root {
-        eprintln!("needs root to mount; CI runs as root");
-        return;
-    }
+    assert!(
+        is_root(),
+        "mounting needs root: run the tests as root (CI does)"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
     let ctx = tmp.path().join("ctx");

@@ -107,6 +107,18 @@ pub fn is_root() -> bool {
     std::fs::metadata("/proc/self").is_ok_and(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
 }
 
+/// A create context of Docker's sample config (`testdata`) and a
+/// one-file rootfs: nothing in it runs.
+pub fn sample_context(dir: &Path) {
+    std::fs::create_dir_all(dir.join("rootfs")).unwrap();
+    std::fs::write(dir.join("rootfs/volume-stub"), b"#!/bin/sh\n").unwrap();
+    std::fs::copy(
+        testdata("plugin-context-config.json"),
+        dir.join("config.json"),
+    )
+    .unwrap();
+}
+
 /// A file of `testdata/docker-20.10/`.
 pub fn testdata(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

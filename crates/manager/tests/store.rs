@@ -179,10 +179,10 @@ fn lookups_by_name_id_and_prefix() {
         }
         let sharing = ids.iter().filter(|x| x.starts_with(first)).count();
         match m.get(first) {
-            Ok(r) => assert!(sharing == 1 && r.id == *id, "{first}"),
-            Err(e) => assert!(
-                sharing > 1 && matches!(e, Error::Ambiguous { .. }),
-                "{first}: {e}"
+            Ok(found) => assert!(sharing == 1 && found.id == *id, "{first}"),
+            Err(err) => assert!(
+                sharing > 1 && matches!(err, Error::Ambiguous { .. }),
+                "{first}: {err}"
             ),
         }
     }
