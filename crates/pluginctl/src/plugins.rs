@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result, bail};
 use clap::Args as ClapArgs;
 use pluginctl_manager::oci::PluginPrivilege;
-use pluginctl_manager::registry::{Client, DockerConfig};
+use pluginctl_manager::registry::{Client, DockerConfig, HostsConfig};
 use pluginctl_manager::rootfs::layer::Compression;
 use pluginctl_manager::{CreateOptions, InstallOptions, Manager, Record};
 
@@ -22,6 +22,17 @@ pub(crate) struct Global {
     /// or a CIDR (localhost and 127.0.0.0/8 always are, as in Docker)
     #[arg(long = "insecure-registry", global = true, value_name = "HOST")]
     pub(crate) insecure: Vec<String>,
+    /// Per-registry host directories (mirrors, CAs, client certificates:
+    /// hosts.toml or Docker's cert files), colon-separated, searched in
+    /// order (default /etc/docker/certs.d as root, else
+    /// $XDG_CONFIG_HOME/docker/certs.d; or $PLUGINCTL_HOSTS_DIR)
+    #[arg(long, global = true, value_name = "PATHLIST")]
+    pub(crate) hosts_dir: Option<String>,
+    /// dockerd's configuration, for its registry-mirrors and
+    /// insecure-registries (default /etc/docker/daemon.json when it
+    /// exists; "" for none)
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) daemon_config: Option<PathBuf>,
     /// No progress output
     #[arg(short, long, global = true)]
     pub(crate) quiet: bool,
@@ -110,7 +121,8 @@ impl Global {
     pub(crate) fn client(&self) -> Result<Client> {
         let mut b = Client::builder()
             .credentials(DockerConfig::load_default()?)
-            .plugin_scope_class(true);
+            .plugin_scope_class(true)
+            .hosts(self.hosts_config()?);
         for h in &self.insecure {
             b = b.insecure(h);
         }
@@ -119,6 +131,36 @@ impl Global {
             client
         } else {
             crate::progress::attach(&client)
+        })
+    }
+
+    /// Where registries' hosts are configured: `--hosts-dir` (or
+    /// `$PLUGINCTL_HOSTS_DIR`, or Docker's default) and `daemon.json`.
+    pub(crate) fn hosts_config(&self) -> Result<HostsConfig> {
+        let list = self
+            .hosts_dir
+            .clone()
+            .or_else(|| std::env::var("PLUGINCTL_HOSTS_DIR").ok());
+        let roots = match list {
+            Some(l) => l
+                .split(':')
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+            None => HostsConfig::default_roots(is_root()),
+        };
+        let config = HostsConfig::with_roots(roots);
+        let daemon = match &self.daemon_config {
+            Some(p) if p.as_os_str().is_empty() => None,
+            Some(p) => Some(p.clone()),
+            None => {
+                let p = PathBuf::from("/etc/docker/daemon.json");
+                p.exists().then_some(p)
+            }
+        };
+        Ok(match daemon {
+            Some(p) => config.daemon_json(&p)?,
+            None => config,
         })
     }
 

@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde::Deserialize;
 
+use reqwest::header::{HeaderMap, WWW_AUTHENTICATE};
+
 use crate::error::{Error, Result, one_line};
+use crate::transport::{Notify, Transport, describe, host_port, read_limited};
 
 /// One challenge of a `WWW-Authenticate` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -406,6 +409,198 @@ fn run_helper(program_path: &Path, server: &str) -> std::result::Result<Credenti
     }
 }
 
+/// The access a request needs, as token scopes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Scope {
+    /// (repository path, actions) pairs.
+    pub(crate) repos: Vec<(String, &'static str)>,
+}
+
+impl Scope {
+    pub(crate) fn pull(repo: &str) -> Scope {
+        Scope {
+            repos: vec![(repo.to_owned(), "pull")],
+        }
+    }
+    pub(crate) fn push(repo: &str) -> Scope {
+        Scope {
+            repos: vec![(repo.to_owned(), "pull,push")],
+        }
+    }
+    pub(crate) fn and_pull(mut self, repo: &str) -> Scope {
+        if !self.repos.iter().any(|(r, _)| r == repo) {
+            self.repos.push((repo.to_owned(), "pull"));
+        }
+        self
+    }
+    /// What a request with this scope needs of a host.
+    pub(crate) fn need(&self) -> crate::hosts::Need {
+        if self.repos.iter().any(|(_, a)| a.contains("push")) {
+            crate::hosts::Need::Push
+        } else {
+            crate::hosts::Need::Pull
+        }
+    }
+
+    fn strings(&self, plugin_class: bool) -> Vec<String> {
+        let class = if plugin_class {
+            "repository(plugin)"
+        } else {
+            "repository"
+        };
+        self.repos
+            .iter()
+            .map(|(r, a)| format!("{class}:{r}:{a}"))
+            .collect()
+    }
+}
+
+/// The first challenge a client can answer: bearer before basic.
+pub(crate) fn pick_challenge(headers: &HeaderMap) -> Option<Challenge> {
+    let mut all = Vec::new();
+    for v in headers.get_all(WWW_AUTHENTICATE) {
+        if let Ok(s) = v.to_str() {
+            all.extend(Challenge::parse_all(s));
+        }
+    }
+    all.iter()
+        .find(|c| c.scheme == "bearer")
+        .or_else(|| all.iter().find(|c| c.scheme == "basic"))
+        .or(all.first())
+        .cloned()
+}
+
+/// Credentials and tokens, per host actually contacted: a mirror never
+/// gets the upstream registry's.
+pub(crate) struct Authenticator {
+    credentials: SharedCredentials,
+    creds_cache: tokio::sync::Mutex<HashMap<String, Credentials>>,
+    /// Scopes a registry's challenge asked for beyond ours, per (host,
+    /// our scope), so later requests ask for them up front.
+    scope_hints: std::sync::Mutex<HashMap<(String, String), String>>,
+    tokens: TokenCache,
+    plugin_class: bool,
+}
+
+impl Authenticator {
+    pub(crate) fn new(credentials: SharedCredentials, plugin_class: bool) -> Authenticator {
+        Authenticator {
+            credentials,
+            creds_cache: tokio::sync::Mutex::new(HashMap::new()),
+            scope_hints: std::sync::Mutex::new(HashMap::new()),
+            tokens: TokenCache::default(),
+            plugin_class,
+        }
+    }
+
+    /// Forgets a token `host` refused.
+    pub(crate) fn forget(&self, host: &str, key: &str) {
+        self.tokens.forget(host, key);
+    }
+
+    pub(crate) async fn credentials(&self, host: &str) -> Result<Credentials> {
+        let mut cache = self.creds_cache.lock().await;
+        if let Some(c) = cache.get(host) {
+            return Ok(c.clone());
+        }
+        let source = Arc::clone(&self.credentials);
+        let key = if host == "registry-1.docker.io" {
+            "docker.io".to_owned()
+        } else {
+            host.to_owned()
+        };
+        // Credential helpers are processes: keep them off the async threads.
+        let creds = tokio::task::spawn_blocking(move || source.credentials(&key))
+            .await
+            .map_err(|e| Error::Credentials {
+                host: host.to_owned(),
+                message: e.to_string(),
+            })??;
+        cache.insert(host.to_owned(), creds.clone());
+        Ok(creds)
+    }
+
+    /// The `Authorization` value for `scope` at `endpoint`, fetching a token
+    /// when the registry's challenge asks for one.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn authorization(
+        &self,
+        transport: &Transport,
+        notify: Notify<'_>,
+        what: &str,
+        host: &str,
+        https: bool,
+        challenge: Option<&Challenge>,
+        scope: &Scope,
+        extra_scope: Option<&str>,
+    ) -> Result<Option<(String, String)>> {
+        let Some(challenge) = challenge else {
+            return Ok(None);
+        };
+        let creds = self.credentials(host).await?;
+        match challenge.scheme.as_str() {
+            "basic" => match &creds {
+                Credentials::Basic { username, password } => {
+                    use base64::Engine as _;
+                    let raw = format!("{username}:{password}");
+                    Ok(Some((
+                        String::new(),
+                        format!(
+                            "Basic {}",
+                            base64::engine::general_purpose::STANDARD.encode(raw)
+                        ),
+                    )))
+                }
+                _ => Err(Error::Auth {
+                    what: what.to_owned(),
+                    message: format!(
+                        "{host} asks for a user name and password, and none is configured for it"
+                    ),
+                }),
+            },
+            "bearer" => {
+                if let Credentials::RegistryToken(t) = &creds {
+                    return Ok(Some((String::new(), format!("Bearer {t}"))));
+                }
+                let mut scopes = scope.strings(self.plugin_class);
+                let base_key = scopes.join(" ");
+                let hint = self
+                    .scope_hints
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get(&(host.to_owned(), base_key.clone()))
+                    .cloned();
+                if let Some(extra) = extra_scope {
+                    self.scope_hints
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert((host.to_owned(), base_key), extra.to_owned());
+                }
+                if let Some(extra) = extra_scope.or(hint.as_deref()) {
+                    for s in extra.split(' ') {
+                        if !s.is_empty() && !scopes.iter().any(|x| x == s) {
+                            scopes.push(s.to_owned());
+                        }
+                    }
+                }
+                let key = scopes.join(" ");
+                if let Some(t) = self.tokens.get(host, &key) {
+                    return Ok(Some((key, format!("Bearer {t}"))));
+                }
+                let token =
+                    fetch_token(transport, notify, what, https, challenge, &scopes, &creds).await?;
+                let value = format!("Bearer {}", token.value);
+                self.tokens.put(host, &key, token);
+                Ok(Some((key, value)))
+            }
+            other => Err(Error::Auth {
+                what: what.to_owned(),
+                message: format!("{host} asks for the unsupported auth scheme {other:?}"),
+            }),
+        }
+    }
+}
+
 /// A bearer token and when to stop using it.
 #[derive(Clone)]
 pub(crate) struct Token {
@@ -461,15 +656,18 @@ impl TokenCache {
 const MAX_TOKEN_RESPONSE: usize = 1 << 20;
 
 /// Asks the token server of a bearer challenge for a token for `scopes`.
+/// `https`: whether the registry was reached over HTTPS (credentials for it
+/// never go to a plain-HTTP realm).
 pub(crate) async fn fetch_token(
-    client: &crate::client::Client,
+    transport: &Transport,
+    notify: Notify<'_>,
     what: &str,
-    endpoint: &crate::client::Endpoint,
+    https: bool,
     challenge: &Challenge,
     scopes: &[String],
     credentials: &Credentials,
 ) -> Result<Token> {
-    use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, LOCATION};
+    use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
     let fail = |message: String| Error::Auth {
         what: what.to_owned(),
         message,
@@ -483,10 +681,7 @@ pub(crate) async fn fetch_token(
         return Err(fail(format!("the token realm {realm} is not http(s)")));
     }
     // Credentials for an HTTPS registry never travel in clear text.
-    if url.scheme() == "http"
-        && endpoint.base.scheme() == "https"
-        && *credentials != Credentials::Anonymous
-    {
+    if url.scheme() == "http" && https && *credentials != Credentials::Anonymous {
         return Err(fail(format!(
             "the token realm {realm} is plain HTTP for an HTTPS registry; credentials are not sent there"
         )));
@@ -526,65 +721,38 @@ pub(crate) async fn fetch_token(
             q.append_pair("account", username);
         }
     }
-    let basic = match credentials {
-        Credentials::Basic { username, password } => {
-            let raw = format!("{username}:{password}");
-            let v = format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(raw)
-            );
-            Some(HeaderValue::from_str(&v).map_err(|_| {
-                fail("the user name or password cannot be sent in a header".to_owned())
-            })?)
-        }
-        _ => None,
-    };
-    // Redirects are followed by hand (the client's policy is "none"), a few
-    // hops, and the credentials stay with the realm's own origin.
-    let mut hops = 0;
-    let response = loop {
-        let insecure = client.is_insecure(&crate::client::host_port(&target));
-        let mut req = client
-            .http(insecure)
-            .request(method.clone(), target.clone());
-        if let Some(b) = &body {
-            req = req
-                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                .body(b.clone());
-        }
-        if let Some(v) = &basic
-            && crate::client::same_origin(&target, &url)
-        {
-            req = req.header(AUTHORIZATION, v.clone());
-        }
-        let response = req.send().await.map_err(|e| {
-            fail(format!(
-                "token server {realm}: {}",
-                crate::client::describe(&e)
-            ))
-        })?;
-        if !response.status().is_redirection() {
-            break response;
-        }
-        hops += 1;
-        let next = response
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|l| target.join(l).ok())
-            .filter(|u| matches!(u.scheme(), "http" | "https"));
-        match next {
-            Some(u) if hops <= 5 => target = u,
-            _ => {
-                return Err(fail(format!(
-                    "token server {realm} redirects too often or to nowhere (HTTP {})",
-                    response.status().as_u16()
-                )));
-            }
-        }
-    };
+    let http = transport.plain(transport.is_insecure(&host_port(&target)));
+    let mut req = http.request(method, target);
+    if let Some(b) = &body {
+        req = req
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(b.clone());
+    }
+    if let Credentials::Basic { username, password } = credentials {
+        let raw = format!("{username}:{password}");
+        let v = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        );
+        let v = HeaderValue::from_str(&v)
+            .map_err(|_| fail("the user name or password cannot be sent in a header".to_owned()))?;
+        req = req.header(AUTHORIZATION, v);
+    }
+    let req = req
+        .build()
+        .map_err(|e| fail(format!("token request: {}", describe(&e))))?;
+    let first = transport
+        .send_plain(notify, what, &http, &req)
+        .await
+        .map_err(|e| fail(format!("token server {realm}: {}", describe(&e.0))))?;
+    // The password goes only to the realm's own origin, never where it
+    // redirects.
+    let token_what = format!("{what}: token server {realm}");
+    let response = transport
+        .follow(notify, &token_what, first, &req, &url)
+        .await?;
     let status = response.status().as_u16();
-    let body = crate::client::read_limited(response, MAX_TOKEN_RESPONSE)
+    let body = read_limited(response, MAX_TOKEN_RESPONSE)
         .await
         .map_err(|m| fail(format!("token server {realm}: {m}")))?;
     if status != 200 {

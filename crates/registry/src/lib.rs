@@ -42,18 +42,21 @@
 
 mod auth;
 mod client;
+mod endpoint;
 mod error;
-mod hosts;
+pub mod hosts;
 mod progress;
 mod pull;
 mod push;
 mod retry;
+mod transport;
 
 pub use auth::{
     Challenge, CredentialSource, Credentials, DockerConfig, StaticCredentials, normalize_host,
 };
 pub use client::{Client, ClientBuilder, RetryPolicy};
 pub use error::{Envelope, Error, ErrorCode, Result};
+pub use hosts::{HostsConfig, RegistryHost};
 pub use progress::Event;
 pub use pull::{BlobSinks, MANIFEST_ACCEPT, Resolved};
 pub use push::{BlobSource, BytesSource, FileSource, Pushed};

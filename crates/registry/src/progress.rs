@@ -55,6 +55,16 @@ pub enum Event {
         /// How long the client waits before the retry.
         delay: Duration,
     },
+    /// A host of the registry failed (a mirror without the content, down,
+    /// or with a bad certificate): the request goes to the next host.
+    HostFailed {
+        /// What was being done.
+        what: String,
+        /// The host that failed (its URL).
+        host: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// A progress callback.

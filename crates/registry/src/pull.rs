@@ -13,9 +13,12 @@ use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use tokio::io::{AsyncWrite, AsyncWriteExt as _};
 
-use crate::client::{Bounded, Client, Scope, TransportError, describe, read_bounded};
+use crate::auth::Scope;
+use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::hosts::Need;
 use crate::progress::{BYTES_EVENT_STEP, Event};
+use crate::transport::{Bounded, TransportError, describe, read_bounded};
 
 /// The manifest types asked for, most wanted first (what Docker sends).
 pub const MANIFEST_ACCEPT: &[&str] = &[
@@ -98,6 +101,15 @@ fn manifest_ref(reference: &Reference) -> String {
 }
 
 /// A short name for a repository in messages: `127.0.0.1:5000/foo/bar`.
+/// A manifest by digest is pulled; by tag, resolved.
+fn manifest_need(r: &Reference) -> Need {
+    if r.digest().is_some() {
+        Need::Pull
+    } else {
+        Need::Resolve
+    }
+}
+
 pub(crate) fn repo_name(r: &Reference) -> String {
     format!("{}/{}", r.domain(), r.path())
 }
@@ -129,6 +141,7 @@ impl Client {
         let host = Client::api_host(reference.domain());
         let path = reference.path().to_owned();
         let r = manifest_ref(reference);
+        let need = manifest_need(reference);
         let scope = Scope::pull(&path);
         let mut accept_list = accept.join(", ");
         let mut narrowed = false;
@@ -137,12 +150,19 @@ impl Client {
             let p = path.clone();
             let rr = r.clone();
             let resp = self
-                .send(&what, host, &scope, true, &move |http, base| {
-                    let url = base
-                        .join(&format!("v2/{p}/manifests/{rr}"))
-                        .map_err(|e| bad_url(&e))?;
-                    Ok(http.get(url).header(ACCEPT, a.clone()))
-                })
+                .send(
+                    &what,
+                    reference.domain(),
+                    need,
+                    &scope,
+                    true,
+                    &move |http, base| {
+                        let url = base
+                            .join(&format!("{p}/manifests/{rr}"))
+                            .map_err(|e| bad_url(&e))?;
+                        Ok(http.get(url).header(ACCEPT, a.clone()))
+                    },
+                )
                 .await?;
             let s = resp.status();
             if !narrowed
@@ -223,19 +243,19 @@ impl Client {
     /// does not have it. Cheap (no body); used to check a tag before a pull.
     pub async fn head_manifest(&self, reference: &Reference) -> Result<Option<Descriptor>> {
         let what = format!("manifest {reference}");
-        let host = Client::api_host(reference.domain());
         let path = reference.path().to_owned();
         let r = manifest_ref(reference);
         let accept = MANIFEST_ACCEPT.join(", ");
         let resp = self
             .send(
                 &what,
-                host,
+                reference.domain(),
+                manifest_need(reference),
                 &Scope::pull(&path),
                 true,
                 &move |http, base| {
                     let url = base
-                        .join(&format!("v2/{path}/manifests/{r}"))
+                        .join(&format!("{path}/manifests/{r}"))
                         .map_err(|e| bad_url(&e))?;
                     Ok(http.head(url).header(ACCEPT, accept.clone()))
                 },
@@ -361,16 +381,22 @@ impl Client {
         scope: &Scope,
     ) -> Result<Option<u64>> {
         let what = format!("blob {digest} in {}", repo_name(repo));
-        let host = Client::api_host(repo.domain());
         let path = repo.path().to_owned();
         let d = digest.to_string();
         let resp = self
-            .send(&what, host, scope, true, &move |http, base| {
-                let url = base
-                    .join(&format!("v2/{path}/blobs/{d}"))
-                    .map_err(|e| bad_url(&e))?;
-                Ok(http.head(url))
-            })
+            .send(
+                &what,
+                repo.domain(),
+                scope.need(),
+                scope,
+                true,
+                &move |http, base| {
+                    let url = base
+                        .join(&format!("{path}/blobs/{d}"))
+                        .map_err(|e| bad_url(&e))?;
+                    Ok(http.head(url))
+                },
+            )
             .await?;
         match resp.status() {
             StatusCode::NOT_FOUND => Ok(None),
@@ -476,16 +502,23 @@ impl Client {
             let mt = desc.media_type.to_string();
             let from = offset;
             let resp = self
-                .send(&what, host, &scope, true, &move |http, base| {
-                    let url = base
-                        .join(&format!("v2/{path}/blobs/{d}"))
-                        .map_err(|e| bad_url(&e))?;
-                    let mut r = http.get(url).header(ACCEPT, format!("{mt}, */*"));
-                    if from > 0 {
-                        r = r.header(RANGE, format!("bytes={from}-"));
-                    }
-                    Ok(r)
-                })
+                .send(
+                    &what,
+                    repo.domain(),
+                    Need::Pull,
+                    &scope,
+                    true,
+                    &move |http, base| {
+                        let url = base
+                            .join(&format!("{path}/blobs/{d}"))
+                            .map_err(|e| bad_url(&e))?;
+                        let mut r = http.get(url).header(ACCEPT, format!("{mt}, */*"));
+                        if from > 0 {
+                            r = r.header(RANGE, format!("bytes={from}-"));
+                        }
+                        Ok(r)
+                    },
+                )
                 .await?;
             let status = resp.status();
             let mut skip = 0u64;
@@ -590,7 +623,7 @@ impl Client {
                 None => break,
                 Some(e) => {
                     let err = TransportError(e);
-                    if cuts >= self.inner.retry.max_retries {
+                    if cuts >= self.retry_policy().max_retries {
                         return Err(err.into_error(&what, host));
                     }
                     let reason = format!("transfer cut at byte {offset}: {}", describe(&err.0));

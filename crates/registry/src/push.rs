@@ -12,8 +12,10 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, LOCATION};
 use reqwest::{StatusCode, Url};
 use tokio::io::{AsyncRead, AsyncReadExt as _, ReadBuf};
 
-use crate::client::{Client, Scope};
+use crate::auth::Scope;
+use crate::client::Client;
 use crate::error::{Error, Result};
+use crate::hosts::Need;
 use crate::progress::{BYTES_EVENT_STEP, Event, ProgressFn};
 use crate::pull::{bad_url, repo_name};
 
@@ -168,7 +170,7 @@ impl Client {
                 .await
             {
                 Ok(p) => return Ok(p),
-                Err(e) if attempt < self.inner.retry.max_retries && retryable(&e) => {
+                Err(e) if attempt < self.retry_policy().max_retries && retryable(&e) => {
                     self.back_off(&what, &mut attempt, e.to_string(), None)
                         .await;
                 }
@@ -186,23 +188,29 @@ impl Client {
         scope: &Scope,
         what: &str,
     ) -> Result<Pushed> {
-        let host = Client::api_host(repo.domain());
         let path = repo.path().to_owned();
         let digest = desc.digest.clone();
         let mount = mount_from.filter(|f| *f != path).map(str::to_owned);
         let (p, d, m) = (path.clone(), digest.clone(), mount.clone());
         let resp = self
-            .send(what, host, scope, true, &move |http, base| {
-                let mut url = base
-                    .join(&format!("v2/{p}/blobs/uploads/"))
-                    .map_err(|e| bad_url(&e))?;
-                if let Some(from) = &m {
-                    url.query_pairs_mut()
-                        .append_pair("mount", d.as_str())
-                        .append_pair("from", from);
-                }
-                Ok(http.post(url).header(CONTENT_LENGTH, 0))
-            })
+            .send(
+                what,
+                repo.domain(),
+                Need::Push,
+                scope,
+                true,
+                &move |http, base| {
+                    let mut url = base
+                        .join(&format!("{p}/blobs/uploads/"))
+                        .map_err(|e| bad_url(&e))?;
+                    if let Some(from) = &m {
+                        url.query_pairs_mut()
+                            .append_pair("mount", d.as_str())
+                            .append_pair("from", from);
+                    }
+                    Ok(http.post(url).header(CONTENT_LENGTH, 0))
+                },
+            )
             .await?;
         match resp.status() {
             StatusCode::CREATED if mount.is_some() => {
@@ -246,7 +254,7 @@ impl Client {
                 let len = end - offset;
                 let range = format!("{offset}-{}", end - 1);
                 let resp = self
-                    .send(what, host, scope, false, &|http, _| {
+                    .send(what, repo.domain(), Need::Push, scope, false, &|http, _| {
                         let reader = source.open(offset).map_err(|e| Error::Io {
                             what: what.to_owned(),
                             source: e,
@@ -307,13 +315,18 @@ impl Client {
                 offset = next;
             }
             let url = with_digest(location, &digest);
-            self.send(what, host, scope, false, &move |http, _| {
-                Ok(http.put(url.clone()).header(CONTENT_LENGTH, 0))
-            })
+            self.send(
+                what,
+                repo.domain(),
+                Need::Push,
+                scope,
+                false,
+                &move |http, _| Ok(http.put(url.clone()).header(CONTENT_LENGTH, 0)),
+            )
             .await?
         } else {
             let url = with_digest(location, &digest);
-            self.send(what, host, scope, false, &|http, _| {
+            self.send(what, repo.domain(), Need::Push, scope, false, &|http, _| {
                 let reader = source.open(0).map_err(|e| Error::Io {
                     what: what.to_owned(),
                     source: e,
@@ -378,7 +391,6 @@ impl Client {
                 actual: digest,
             });
         }
-        let host = Client::api_host(reference.domain());
         let path = reference.path().to_owned();
         let target = reference
             .tag()
@@ -388,12 +400,13 @@ impl Client {
         let resp = self
             .send(
                 &what,
-                host,
+                reference.domain(),
+                Need::Push,
                 &Scope::push(&path),
                 true,
                 &move |http, base| {
                     let url = base
-                        .join(&format!("v2/{path}/manifests/{target}"))
+                        .join(&format!("{path}/manifests/{target}"))
                         .map_err(|e| bad_url(&e))?;
                     Ok(http
                         .put(url)
@@ -484,7 +497,7 @@ fn retryable(e: &Error) -> bool {
 /// An upload session's next URL: it may move to another host (storage
 /// behind the registry), but not off http(s) nor from HTTPS to HTTP.
 fn location_of(what: &str, resp: &reqwest::Response) -> Result<Url> {
-    crate::client::location(what, resp, "upload Location", true)
+    crate::transport::location(what, resp, "upload Location", true)
 }
 
 fn check_digest_header(what: &str, resp: &reqwest::Response, digest: &Digest) -> Result<()> {

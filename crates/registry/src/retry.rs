@@ -2,7 +2,7 @@
 //! retried, how long to wait (exponential backoff with jitter, or the
 //! server's `Retry-After`), and the [`Event::Retried`] that says so.
 //!
-//! Retried: connection failures as [`crate::client::TransportError`]
+//! Retried: connection failures as [`crate::transport::TransportError`]
 //! classifies them, cut transfers (resumed), and the statuses of
 //! [`retryable_status`]: 429 and 500, 502, 503, 504. Never: TLS errors,
 //! 4xx other than 429, 501 and other 5xx that say the request itself is
@@ -13,7 +13,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
-use crate::client::Client;
 use crate::progress::Event;
 
 /// How failed requests are retried: connection errors, cut transfers, 5xx
@@ -72,20 +71,21 @@ pub(crate) fn retryable_status(status: u16) -> bool {
     matches!(status, 429 | 500 | 502 | 503 | 504)
 }
 
-impl Client {
-    /// Says why, waits and counts: the one backoff of every retry loop.
-    /// `hint` is the server's `Retry-After`, capped by the policy.
+impl RetryPolicy {
+    /// Says why (to `notify`), waits and counts: the one backoff of every
+    /// retry loop. `hint` is the server's `Retry-After`, capped by the
+    /// policy.
     pub(crate) async fn back_off(
         &self,
+        notify: &(dyn Fn(&Event) + Sync),
         what: &str,
         attempt: &mut u32,
         reason: String,
         hint: Option<Duration>,
     ) {
-        let policy = self.inner.retry;
-        let delay = hint.map_or_else(|| policy.delay(*attempt), |d| d.min(policy.max_delay));
+        let delay = hint.map_or_else(|| self.delay(*attempt), |d| d.min(self.max_delay));
         *attempt += 1;
-        self.emit(&Event::Retried {
+        notify(&Event::Retried {
             what: what.to_owned(),
             attempt: *attempt,
             reason,
