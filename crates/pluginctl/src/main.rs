@@ -9,6 +9,7 @@
 mod flatten;
 mod format;
 mod interrupt;
+mod login;
 mod plugins;
 mod progress;
 
@@ -69,6 +70,11 @@ enum Command {
     /// Start every plugin recorded enabled whose supervisor is not running
     /// (at boot; see docs/pluginctl-restore.service)
     Restore,
+    /// Check credentials against a registry and store them where Docker
+    /// keeps them (its credential helper, or ~/.docker/config.json)
+    Login(login::LoginArgs),
+    /// Erase a registry's stored credentials
+    Logout(login::LogoutArgs),
     /// Internal: a plugin's supervisor, started by `enable`
     #[command(hide = true)]
     Supervise(plugins::SuperviseArgs),
@@ -131,6 +137,8 @@ fn main() -> ExitCode {
         Command::Gc(a) => plugins::gc(&cli.global, &a),
         Command::Privileges(a) => plugins::privileges(&cli.global, &a),
         Command::Install(a) => plugins::install(&cli.global, &a),
+        Command::Login(a) => login::login(&cli.global, &a),
+        Command::Logout(a) => login::logout(&a),
         Command::Push(a) => plugins::push(&cli.global, &a),
         Command::Set(a) => plugins::set(&cli.global, &a),
         Command::Upgrade(a) => plugins::upgrade(&cli.global, &a),

@@ -119,8 +119,16 @@ impl Global {
     /// A registry client for plugins: Docker's credentials, the plugin
     /// scope class, the insecure registries given.
     pub(crate) fn client(&self) -> Result<Client> {
+        self.client_with(DockerConfig::load_default()?)
+    }
+
+    /// A registry client as [`Global::client`], with these credentials.
+    pub(crate) fn client_with(
+        &self,
+        credentials: impl pluginctl_manager::registry::CredentialSource + 'static,
+    ) -> Result<Client> {
         let mut b = Client::builder()
-            .credentials(DockerConfig::load_default()?)
+            .credentials(credentials)
             .plugin_scope_class(true)
             .hosts(self.hosts_config()?);
         for h in &self.insecure {
@@ -496,7 +504,7 @@ fn warn_unknown(r: &Record) {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -12,7 +12,8 @@ use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use tokio::sync::Semaphore;
 
-use crate::auth::{Authenticator, CredentialSource, Scope, SharedCredentials, pick_challenge};
+use crate::auth::{Authenticator, Scope, pick_challenge};
+use crate::credentials::{CredentialSource, SharedCredentials};
 use crate::endpoint::Endpoints;
 use crate::error::{Envelope, Error, Result};
 use crate::hosts::{HostPattern, HostsConfig, Need, RegistryHost};
@@ -186,7 +187,7 @@ impl ClientBuilder {
         )?;
         let credentials = self
             .credentials
-            .unwrap_or_else(|| Arc::new(crate::auth::StaticCredentials::new()));
+            .unwrap_or_else(|| Arc::new(crate::credentials::StaticCredentials::new()));
         Ok(Client {
             inner: Arc::new(Inner {
                 transport,
@@ -211,8 +212,8 @@ pub struct Client {
 
 pub(crate) struct Inner {
     pub(crate) transport: Transport,
-    auth: Authenticator,
-    endpoints: Endpoints,
+    pub(crate) auth: Authenticator,
+    pub(crate) endpoints: Endpoints,
     pub(crate) transfers: Semaphore,
     pub(crate) chunk_size: Option<u64>,
     pub(crate) manifest_limit: usize,
@@ -231,7 +232,7 @@ impl Client {
     /// file (`$DOCKER_CONFIG` or `~/.docker/config.json`).
     pub fn from_docker_config() -> Result<Client> {
         ClientBuilder::default()
-            .credentials(crate::auth::DockerConfig::load_default()?)
+            .credentials(crate::credentials::DockerConfig::load_default()?)
             .build()
     }
 

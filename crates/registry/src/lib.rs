@@ -42,19 +42,23 @@
 
 mod auth;
 mod client;
+mod credentials;
 mod endpoint;
 mod error;
 pub mod hosts;
+mod login;
 mod progress;
 mod pull;
 mod push;
 mod retry;
 mod transport;
 
-pub use auth::{
-    Challenge, CredentialSource, Credentials, DockerConfig, StaticCredentials, normalize_host,
-};
+pub use auth::Challenge;
 pub use client::{Client, ClientBuilder, RetryPolicy};
+pub use credentials::{
+    CredentialSource, Credentials, DockerConfig, StaticCredentials, Stored, normalize_host,
+    server_key,
+};
 pub use error::{Envelope, Error, ErrorCode, Result};
 pub use hosts::{HostsConfig, RegistryHost};
 pub use progress::Event;

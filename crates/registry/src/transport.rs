@@ -13,7 +13,7 @@ use reqwest::header::{AUTHORIZATION, LOCATION};
 use reqwest::{Request, Response, StatusCode, Url};
 
 use crate::error::{Error, Result};
-use crate::hosts::{HostPattern, TlsFiles, is_loopback};
+use crate::hosts::{HostPattern, TlsFiles, host_port, is_loopback};
 use crate::progress::Event;
 use crate::retry::RetryPolicy;
 
@@ -254,14 +254,6 @@ pub(crate) fn same_origin(a: &Url, b: &Url) -> bool {
     a.scheme() == b.scheme()
         && a.host_str() == b.host_str()
         && a.port_or_known_default() == b.port_or_known_default()
-}
-
-pub(crate) fn host_port(u: &Url) -> String {
-    match (u.host_str(), u.port()) {
-        (Some(h), Some(p)) => format!("{h}:{p}"),
-        (Some(h), None) => h.to_owned(),
-        _ => String::new(),
-    }
 }
 
 /// A transport failure, classified.

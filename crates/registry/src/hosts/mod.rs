@@ -157,7 +157,7 @@ impl RegistryHost {
 
     /// `host[:port]` of this host, as credentials and messages name it.
     pub fn host_port(&self) -> String {
-        crate::transport::host_port(&self.url)
+        host_port(&self.url)
     }
 }
 
@@ -272,7 +272,7 @@ impl HostsConfig {
 
     /// A `registry-mirrors` entry, with the cert files of its own host.
     fn mirror(&self, url: &Url) -> Result<RegistryHost> {
-        let host = crate::transport::host_port(url);
+        let host = host_port(url);
         let tls = match self.directory(&host) {
             Some(d) => certs::load(&d)?,
             None => TlsFiles::default(),
@@ -288,6 +288,16 @@ impl HostsConfig {
             dial_timeout: None,
             origin: Origin::DaemonJson(self.mirrors_from.clone().unwrap_or_default()),
         })
+    }
+}
+
+/// `host[:port]` of a URL, as credentials, cert directories and messages
+/// name a host.
+pub(crate) fn host_port(u: &Url) -> String {
+    match (u.host_str(), u.port()) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h.to_owned(),
+        _ => String::new(),
     }
 }
 
