@@ -67,6 +67,45 @@ impl Cert {
         Cert { cert, key }
     }
 
+    /// A certificate authority and a client certificate it signed (for
+    /// mutual TLS): `(ca, client)`, made with `openssl` in `dir`.
+    pub fn client_pair(dir: &Path, name: &str) -> (PathBuf, Cert) {
+        let ca_key = dir.join(format!("{name}-ca.key"));
+        let ca = dir.join(format!("{name}-ca.crt"));
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let p = |p: &Path| p.to_str().expect("UTF-8 temp path").to_owned();
+        run(&[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout",
+            &p(&ca_key), "-out", &p(&ca), "-subj", &format!("/CN={name} test CA"),
+            "-addext", "basicConstraints=critical,CA:TRUE",
+        ]);
+        let key = dir.join(format!("{name}.key"));
+        let csr = dir.join(format!("{name}.csr"));
+        let cert = dir.join(format!("{name}.cert"));
+        run(&[
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &p(&key), "-out", &p(&csr),
+            "-subj", &format!("/CN={name}"),
+        ]);
+        let ext = dir.join(format!("{name}.ext"));
+        std::fs::write(&ext, "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
+            .expect("extensions file");
+        run(&[
+            "x509", "-req", "-in", &p(&csr), "-CA", &p(&ca), "-CAkey", &p(&ca_key),
+            "-CAcreateserial", "-days", "2", "-out", &p(&cert), "-extfile", &p(&ext),
+        ]);
+        (ca, Cert { cert, key })
+    }
+
     /// The certificate in DER (for a JWT `x5c`).
     pub fn der(&self) -> Vec<u8> {
         let out = Command::new("openssl")
@@ -126,6 +165,21 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// How a registry is started, beyond its auth.
+#[derive(Default, Clone)]
+pub struct Options {
+    /// Serve HTTPS with a fresh self-signed certificate.
+    pub tls: bool,
+    /// Require a client certificate signed by this CA (mutual TLS; needs
+    /// `tls`).
+    pub client_ca: Option<PathBuf>,
+    /// Be a pull-through cache of this registry URL (distribution's
+    /// `proxy: remoteurl:`).
+    pub proxy: Option<String>,
+    /// Log every request (method and path) to the registry log.
+    pub access_log: bool,
+}
+
 impl Registry {
     /// A plain-HTTP registry without auth.
     pub fn plain() -> Registry {
@@ -134,17 +188,29 @@ impl Registry {
 
     /// Starts one; `tls` serves HTTPS with a fresh self-signed certificate.
     pub fn start(auth: &Auth, tls: bool) -> Registry {
+        Registry::start_with(
+            auth,
+            &Options {
+                tls,
+                ..Options::default()
+            },
+        )
+    }
+
+    /// Starts one with `options`.
+    pub fn start_with(auth: &Auth, options: &Options) -> Registry {
         // The free port can be taken by another test between the probe and
         // the registry's bind: try again on a new one.
         for _ in 0..5 {
-            if let Some(r) = Registry::try_start(auth, tls) {
+            if let Some(r) = Registry::try_start(auth, options) {
                 return r;
             }
         }
         panic!("docker-registry could not bind a port in 5 tries");
     }
 
-    fn try_start(auth: &Auth, tls: bool) -> Option<Registry> {
+    fn try_start(auth: &Auth, options: &Options) -> Option<Registry> {
+        let tls = options.tls;
         assert!(
             available(),
             "{REGISTRY_BIN} is missing: `cargo xtask test` installs docker-registry"
@@ -154,7 +220,8 @@ impl Registry {
         let port = free_port();
         let host = format!("127.0.0.1:{port}");
         let mut config = format!(
-            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: {host}\n  secret: pluginctl-test-secret\n",
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: {}\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: {host}\n  secret: pluginctl-test-secret\n",
+            !options.access_log,
             dir.path().join("storage").display()
         );
         if let Some(c) = &cert {
@@ -164,6 +231,12 @@ impl Registry {
                 c.cert.display(),
                 c.key.display()
             );
+            if let Some(ca) = &options.client_ca {
+                let _ = write!(config, "    clientcas:\n      - {}\n", ca.display());
+            }
+        }
+        if let Some(remote) = &options.proxy {
+            let _ = write!(config, "proxy:\n  remoteurl: {remote}\n");
         }
         match auth {
             Auth::None => {}
