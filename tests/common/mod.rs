@@ -14,11 +14,42 @@ pub fn bin() -> PathBuf {
         .join("pluginctl")
 }
 
-/// `pluginctl --root ROOT`, with no stdin (so never a terminal to ask on).
+/// `pluginctl --root ROOT`, with no stdin (so never a terminal to ask on)
+/// and none of this machine's registry host files (`--hosts-dir` still
+/// names some).
 pub fn pluginctl(root: &Path) -> Command {
     let mut c = Command::new(bin());
-    c.arg("--root").arg(root).stdin(Stdio::null());
+    c.arg("--root")
+        .arg(root)
+        .env("PLUGINCTL_HOSTS_DIR", "")
+        .stdin(Stdio::null());
     c
+}
+
+/// Every file, directory and link under `dir` with its content's
+/// checksum (files), target (links) and mode: equal trees give equal lists.
+pub fn tree(dir: &Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let rel = p.strip_prefix(dir).unwrap().display().to_string();
+            let what = if m.is_dir() {
+                stack.push(p.clone());
+                "dir".to_owned()
+            } else if m.file_type().is_symlink() {
+                format!("-> {}", std::fs::read_link(&p).unwrap().display())
+            } else {
+                pluginctl_testkit::image::sha256_of(&std::fs::read(&p).unwrap())
+            };
+            out.push(format!("{rel} {:o} {what}", m.mode() & 0o7777));
+        }
+    }
+    out.sort();
+    out
 }
 
 /// The stdout of a command that must succeed.

@@ -62,6 +62,7 @@ fn lines(e: &Event) {
             reason,
             delay,
         } => eprintln!("{what}: retry {attempt} in {delay:?}: {reason}"),
+        Event::Served { what, host } => eprintln!("{what}: served by the mirror {host}"),
         _ => {}
     }
 }
@@ -124,6 +125,11 @@ impl Bars {
                 let _ = self
                     .multi
                     .println(format!("{what}: retry {attempt}: {reason}"));
+            }
+            Event::Served { what, host } => {
+                let _ = self
+                    .multi
+                    .println(format!("{what}: served by the mirror {host}"));
             }
             _ => {}
         }

@@ -339,7 +339,16 @@ impl Client {
                 Ok(resp) if more && falls_back(resp.status()) => {
                     format!("HTTP {}", resp.status().as_u16())
                 }
-                Ok(resp) => return Ok(resp),
+                Ok(resp) => {
+                    tracing::debug!("{what}: served by {}", host.url);
+                    if !host.is_server && need == Need::Resolve {
+                        self.emit(&Event::Served {
+                            what: what.to_owned(),
+                            host: host.url.to_string(),
+                        });
+                    }
+                    return Ok(resp);
+                }
                 Err(e) if more => e.to_string(),
                 Err(e) => return Err(e),
             };

@@ -65,6 +65,13 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A mirror (not the registry itself) answered a tag's resolution.
+    Served {
+        /// What was asked.
+        what: String,
+        /// The mirror (its URL).
+        host: String,
+    },
 }
 
 /// A progress callback.
