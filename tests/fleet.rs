@@ -68,7 +68,12 @@ fn rootfs(root: &Path) -> PathBuf {
 /// hosts config (to the upstream: the mirror is pull-only).
 fn create_and_push(tmp: &Path, hosts: &Path, ctx: &Path, name: &str) {
     let root = tmp.join("builder");
-    ok(&pluginctl(&root).arg("create").arg(name).arg(ctx).output().unwrap());
+    ok(&pluginctl(&root)
+        .arg("create")
+        .arg(name)
+        .arg(ctx)
+        .output()
+        .unwrap());
     ok(&pluginctl(&root)
         .arg("--hosts-dir")
         .arg(hosts)
@@ -105,7 +110,9 @@ fn thirty_two_hosts_install_through_a_pull_through_cache() {
     );
     let want = tree(&ctx.join("rootfs"));
 
-    let roots: Vec<PathBuf> = (0..32).map(|i| tmp.path().join(format!("host{i}"))).collect();
+    let roots: Vec<PathBuf> = (0..32)
+        .map(|i| tmp.path().join(format!("host{i}")))
+        .collect();
     let children: Vec<Child> = roots.iter().map(|r| install(r, &hosts, &name)).collect();
     for (i, c) in children.into_iter().enumerate() {
         let out = c.wait_with_output().unwrap();
@@ -148,7 +155,9 @@ fn installs_finish_upstream_when_the_mirror_is_killed_mid_transfer() {
     create_and_push(tmp.path(), &hosts, &ctx, &name);
     let want = tree(&ctx.join("rootfs"));
 
-    let roots: Vec<PathBuf> = (0..6).map(|i| tmp.path().join(format!("host{i}"))).collect();
+    let roots: Vec<PathBuf> = (0..6)
+        .map(|i| tmp.path().join(format!("host{i}")))
+        .collect();
     let children: Vec<Child> = roots.iter().map(|r| install(r, &hosts, &name)).collect();
     // Kill the mirror once a download through it is under way: some
     // partial layer is on disk.
@@ -222,7 +231,11 @@ fn login_checks_stores_and_logout_erases() {
 
     let err = fails(&login("wrong"));
     assert!(err.contains("refused the user name or password"), "{err}");
-    assert_eq!(std::fs::read_to_string(&config).unwrap(), before, "a failed login wrote");
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        before,
+        "a failed login wrote"
+    );
 
     let out = ok(&login(PASSWORD));
     assert!(out.contains("Login Succeeded"), "{out}");
@@ -232,7 +245,10 @@ fn login_checks_stores_and_logout_erases() {
     assert_eq!(v["experimental"], "enabled");
     assert_eq!(v["auths"]["other.example"]["auth"], "dTpw");
     let auth = v["auths"][&reg.host]["auth"].as_str().unwrap();
-    assert_eq!(auth, "dGVzdHVzZXI6dGVzdHBhc3M=", "base64 of testuser:testpass");
+    assert_eq!(
+        auth, "dGVzdHVzZXI6dGVzdHBhc3M=",
+        "base64 of testuser:testpass"
+    );
     // Keys keep their order; Docker's tab indentation.
     assert!(text.find("psFormat") < text.find("experimental"), "{text}");
     assert!(text.contains("\n\t\"auths\""), "{text}");
@@ -243,7 +259,12 @@ fn login_checks_stores_and_logout_erases() {
     let ctx = tmp.path().join("ctx");
     sample_context(&ctx);
     let name = format!("{}/private/app:1", reg.host);
-    ok(&pluginctl(&root).arg("create").arg(&name).arg(&ctx).output().unwrap());
+    ok(&pluginctl(&root)
+        .arg("create")
+        .arg(&name)
+        .arg(&ctx)
+        .output()
+        .unwrap());
     ok(&pluginctl(&root)
         .env("DOCKER_CONFIG", &docker)
         .args(["push", &name])
@@ -267,11 +288,13 @@ fn login_checks_stores_and_logout_erases() {
         .unwrap());
     assert!(out.contains("Not logged in"), "{out}");
     // Logged out: the registry refuses an anonymous pull.
-    let err = fails(&pluginctl(&tmp.path().join("other"))
-        .env("DOCKER_CONFIG", &docker)
-        .args(["privileges", &name])
-        .output()
-        .unwrap());
+    let err = fails(
+        &pluginctl(&tmp.path().join("other"))
+            .env("DOCKER_CONFIG", &docker)
+            .args(["privileges", &name])
+            .output()
+            .unwrap(),
+    );
     assert!(err.contains("none is configured"), "{err}");
 }
 
@@ -289,14 +312,15 @@ fn login_uses_the_credential_helper_docker_would() {
     let helper = bin.join("docker-credential-pctest");
     std::fs::write(
         &helper,
-        format!(
-            "#!/bin/sh\necho \"$1 $(cat)\" >> {}\n",
-            record.display()
-        ),
+        format!("#!/bin/sh\necho \"$1 $(cat)\" >> {}\n", record.display()),
     )
     .unwrap();
     std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let run = |args: &[&str]| {
         pluginctl(&tmp.path().join("root"))
             .env("DOCKER_CONFIG", &docker)
@@ -320,5 +344,8 @@ fn login_uses_the_credential_helper_docker_would() {
     );
     ok(&run(&["logout", &reg.host]));
     let log = std::fs::read_to_string(&record).unwrap();
-    assert!(log.lines().any(|l| l == format!("erase {}", reg.host)), "{log}");
+    assert!(
+        log.lines().any(|l| l == format!("erase {}", reg.host)),
+        "{log}"
+    );
 }

@@ -60,7 +60,9 @@ const BENCH_TOOLS: &[Tool] = &[
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let names: Vec<&str> = if args.is_empty() {
-        vec!["content", "rootfs", "registry", "manager", "runtime"]
+        vec![
+            "content", "rootfs", "registry", "manager", "runtime", "fleet",
+        ]
     } else {
         args.iter().map(String::as_str).collect()
     };
@@ -76,9 +78,10 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             "registry" => missed.extend(registry(&out_dir, &mut report)?),
             "manager" => missed.extend(manager(&out_dir, &mut report)?),
             "runtime" => missed.extend(runtime(&out_dir, &mut report)?),
+            "fleet" => missed.extend(crate::fleet::run(&out_dir, &mut report.notes)?),
             other => {
                 return Err(format!(
-                    "unknown benchmark {other:?} (known: content, rootfs, registry, manager, runtime)"
+                    "unknown benchmark {other:?} (known: content, rootfs, registry, manager, runtime, fleet)"
                 ));
             }
         }
@@ -255,7 +258,7 @@ fn measure(side: &Side) -> Result<Sample> {
 
 /// Reaps `pid` with `wait4` and returns its wait status and peak RSS in KiB.
 #[allow(unsafe_code)]
-fn wait_with_rusage(pid: u32) -> std::io::Result<(i32, u64)> {
+pub(crate) fn wait_with_rusage(pid: u32) -> std::io::Result<(i32, u64)> {
     let pid = libc::pid_t::try_from(pid).map_err(std::io::Error::other)?;
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is plain old data; zero is a valid value for it.
@@ -274,7 +277,7 @@ fn wait_with_rusage(pid: u32) -> std::io::Result<(i32, u64)> {
 }
 
 /// A fast place for work directories: /dev/shm when there is one.
-fn scratch_root(out_dir: &Path) -> PathBuf {
+pub(crate) fn scratch_root(out_dir: &Path) -> PathBuf {
     let shm = Path::new("/dev/shm");
     if shm.is_dir() {
         shm.join(format!("pluginctl-bench-{}", std::process::id()))
@@ -725,7 +728,7 @@ fn registry(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
 /// A plugin context whose rootfs is the flattened `mkimage` tree of about
 /// `mib` MiB: many small files, some large, text and binary-like data,
 /// compressible as real rootfs are.
-fn make_context(dir: &Path, mib: u64) -> Result<()> {
+pub(crate) fn make_context(dir: &Path, mib: u64) -> Result<()> {
     if dir.join("config.json").is_file() {
         return Ok(());
     }

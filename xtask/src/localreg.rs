@@ -15,6 +15,12 @@ pub(crate) struct LocalRegistry {
 
 impl LocalRegistry {
     pub(crate) fn start(dir: &Path) -> Result<LocalRegistry> {
+        LocalRegistry::start_with(dir, None)
+    }
+
+    /// One that is a pull-through cache of `proxy` (a registry URL) when
+    /// given: distribution's `proxy: remoteurl:`.
+    pub(crate) fn start_with(dir: &Path, proxy: Option<&str>) -> Result<LocalRegistry> {
         fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -27,7 +33,7 @@ impl LocalRegistry {
             format!(
                 "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n",
                 dir.join("storage").display()
-            ),
+            ) + &proxy.map_or_else(String::new, |u| format!("proxy:\n  remoteurl: {u}\n")),
         )
         .map_err(|e| format!("writing {}: {e}", config.display()))?;
         let log = fs::File::create(dir.join("registry.log")).map_err(|e| e.to_string())?;

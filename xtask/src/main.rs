@@ -14,6 +14,7 @@ mod bench;
 mod demo;
 mod deps;
 mod dist;
+mod fleet;
 mod localdocker;
 mod localreg;
 mod tools;

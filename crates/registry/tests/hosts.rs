@@ -6,8 +6,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use common::{builder, count, pull_and_check, push, recording, reference};
 use pluginctl_registry::{Credentials, Event, HostsConfig, StaticCredentials};
@@ -77,7 +77,12 @@ async fn a_mirror_serves_pulls_pushes_go_upstream_and_a_warm_cache_outlives_upst
     let image = Image::new(21, &[300_000, 40_000]);
     let r = reference(&upstream.host, "fleet/app", "1.0");
     push(&client, &r, &image).await;
-    assert_eq!(requests(&mirror, "PUT") + requests(&mirror, "POST"), 0, "{}", mirror.log());
+    assert_eq!(
+        requests(&mirror, "PUT") + requests(&mirror, "POST"),
+        0,
+        "{}",
+        mirror.log()
+    );
     assert!(requests(&upstream, "PUT") >= 3, "{}", upstream.log());
 
     let upstream_gets = requests(&upstream, "GET");
@@ -97,7 +102,10 @@ async fn a_mirror_serves_pulls_pushes_go_upstream_and_a_warm_cache_outlives_upst
             mirror.log()
         );
     }
-    assert!(requests(&upstream, "GET") > upstream_gets, "the cache filled from upstream");
+    assert!(
+        requests(&upstream, "GET") > upstream_gets,
+        "the cache filled from upstream"
+    );
 
     // Upstream gone: the warm cache serves a fresh client.
     drop(upstream);
@@ -147,12 +155,16 @@ async fn a_mirror_killed_mid_transfer_falls_back_to_upstream() {
         });
     pull_and_check(&client, &r, &image).await;
     assert!(killed.load(Ordering::SeqCst), "the mirror was never killed");
-    let failed = count(&events, |e| {
-        matches!(e, Event::HostFailed { host, .. } if host.contains(&mirror.host))
-    });
+    let failed = count(
+        &events,
+        |e| matches!(e, Event::HostFailed { host, .. } if host.contains(&mirror.host)),
+    );
     assert!(failed >= 1, "{:?}", events.lock().unwrap());
     // The resumed transfer started where the mirror stopped.
-    let resumed = count(&events, |e| matches!(e, Event::Retried { reason, .. } if reason.contains("transfer cut")));
+    let resumed = count(
+        &events,
+        |e| matches!(e, Event::Retried { reason, .. } if reason.contains("transfer cut")),
+    );
     assert!(resumed >= 1, "{:?}", events.lock().unwrap());
 }
 
@@ -186,16 +198,27 @@ async fn failing_and_dead_mirrors_are_skipped_and_a_dead_one_is_dialled_once() {
 
     let (client, events) = recording(&builder().hosts(config).build().unwrap());
     pull_and_check(&client, &r, &image).await;
-    let dead_failures = count(&events, |e| {
-        matches!(e, Event::HostFailed { host, .. } if host.contains(&dead_host))
-    });
-    assert_eq!(dead_failures, 1, "a dead host is dialled once: {:?}", events.lock().unwrap());
-    let failing_failures = count(&events, |e| {
-        matches!(e, Event::HostFailed { host, reason, .. } if host.contains(&failing.host()) && reason.contains("500"))
-    });
+    let dead_failures = count(
+        &events,
+        |e| matches!(e, Event::HostFailed { host, .. } if host.contains(&dead_host)),
+    );
+    assert_eq!(
+        dead_failures,
+        1,
+        "a dead host is dialled once: {:?}",
+        events.lock().unwrap()
+    );
+    let failing_failures = count(
+        &events,
+        |e| matches!(e, Event::HostFailed { host, reason, .. } if host.contains(&failing.host()) && reason.contains("500")),
+    );
     // The manifest and each of the four blobs: asked once each, not retried.
     assert_eq!(failing_failures, 5, "{:?}", events.lock().unwrap());
-    let asked = failing.requests().iter().filter(|q| q.path() != "/v2/").count();
+    let asked = failing
+        .requests()
+        .iter()
+        .filter(|q| q.path() != "/v2/")
+        .count();
     assert_eq!(asked, 5);
 }
 
@@ -224,7 +247,11 @@ async fn a_mirror_with_a_bad_certificate_is_skipped_and_its_ca_in_hosts_toml_mak
 
     // The mirror's own CA, relative to the hosts.toml.
     let cert = mirror.cert.as_ref().unwrap();
-    std::fs::copy(&cert.cert, dir.path().join(&upstream.host).join("mirror-ca.pem")).unwrap();
+    std::fs::copy(
+        &cert.cert,
+        dir.path().join(&upstream.host).join("mirror-ca.pem"),
+    )
+    .unwrap();
     let config = hosts_toml(
         dir.path(),
         &upstream.host,
@@ -233,7 +260,11 @@ async fn a_mirror_with_a_bad_certificate_is_skipped_and_its_ca_in_hosts_toml_mak
     let (client, events) = recording(&builder().hosts(config).build().unwrap());
     pull_and_check(&client, &r, &image).await;
     assert_eq!(count(&events, |e| matches!(e, Event::HostFailed { .. })), 0);
-    assert!(logged(&mirror, "\"GET /v2/fleet/tls/manifests/1"), "{}", mirror.log());
+    assert!(
+        logged(&mirror, "\"GET /v2/fleet/tls/manifests/1"),
+        "{}",
+        mirror.log()
+    );
 }
 
 #[tokio::test]
@@ -270,7 +301,11 @@ async fn mutual_tls_through_docker_cert_files() {
     // Without the client certificate the registry refuses the handshake.
     std::fs::remove_file(d.join("me.cert")).unwrap();
     std::fs::remove_file(d.join("me.key")).unwrap();
-    let bare = builder().loopback_insecure(false).hosts(config.clone()).build().unwrap();
+    let bare = builder()
+        .loopback_insecure(false)
+        .hosts(config.clone())
+        .build()
+        .unwrap();
     let err = bare.resolve(&r, None).await.unwrap_err().to_string();
     assert!(err.contains(&reg.host), "{err}");
 
@@ -278,7 +313,10 @@ async fn mutual_tls_through_docker_cert_files() {
     std::fs::copy(&client_cert.key, d.join("lone.key")).unwrap();
     let lone = builder().hosts(config).build().unwrap();
     let err = lone.resolve(&r, None).await.unwrap_err().to_string();
-    assert!(err.contains("lone.key: client key without its certificate"), "{err}");
+    assert!(
+        err.contains("lone.key: client key without its certificate"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -322,7 +360,11 @@ async fn upstream_credentials_never_reach_a_mirror() {
     push(&client, &r, &image).await;
     pull_and_check(&client, &r, &image).await;
     let seen = mirror.requests();
-    assert!(seen.len() >= 3, "the mirror was asked first: {}", seen.len());
+    assert!(
+        seen.len() >= 3,
+        "the mirror was asked first: {}",
+        seen.len()
+    );
     assert!(
         seen.iter().all(|q| q.header("authorization").is_none()),
         "a mirror got the upstream's credentials"
@@ -353,7 +395,11 @@ async fn login_refuses_a_wrong_password() {
         matches!(err, pluginctl_registry::Error::Auth { .. }),
         "{err}"
     );
-    assert!(err.to_string().contains("refused the user name or password"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("refused the user name or password"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -85,23 +85,59 @@ impl Cert {
         };
         let p = |p: &Path| p.to_str().expect("UTF-8 temp path").to_owned();
         run(&[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout",
-            &p(&ca_key), "-out", &p(&ca), "-subj", &format!("/CN={name} test CA"),
-            "-addext", "basicConstraints=critical,CA:TRUE",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-keyout",
+            &p(&ca_key),
+            "-out",
+            &p(&ca),
+            "-subj",
+            &format!("/CN={name} test CA"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
         ]);
         let key = dir.join(format!("{name}.key"));
         let csr = dir.join(format!("{name}.csr"));
         let cert = dir.join(format!("{name}.cert"));
         run(&[
-            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &p(&key), "-out", &p(&csr),
-            "-subj", &format!("/CN={name}"),
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &p(&key),
+            "-out",
+            &p(&csr),
+            "-subj",
+            &format!("/CN={name}"),
         ]);
         let ext = dir.join(format!("{name}.ext"));
-        std::fs::write(&ext, "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n")
-            .expect("extensions file");
+        std::fs::write(
+            &ext,
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+        )
+        .expect("extensions file");
         run(&[
-            "x509", "-req", "-in", &p(&csr), "-CA", &p(&ca), "-CAkey", &p(&ca_key),
-            "-CAcreateserial", "-days", "2", "-out", &p(&cert), "-extfile", &p(&ext),
+            "x509",
+            "-req",
+            "-in",
+            &p(&csr),
+            "-CA",
+            &p(&ca),
+            "-CAkey",
+            &p(&ca_key),
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &p(&cert),
+            "-extfile",
+            &p(&ext),
         ]);
         (ca, Cert { cert, key })
     }
