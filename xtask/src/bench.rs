@@ -728,6 +728,22 @@ fn registry(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
 /// A plugin context whose rootfs is the flattened `mkimage` tree of about
 /// `mib` MiB: many small files, some large, text and binary-like data,
 /// compressible as real rootfs are.
+/// Builds the release `pluginctl` and the `mkimage` example
+/// ([`make_context`] needs both); returns the binary's path.
+pub(crate) fn build_with_mkimage() -> Result<PathBuf> {
+    cargo(&["build", "--release", "--quiet", "-p", "pluginctl"])?;
+    cargo(&[
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "pluginctl-rootfs",
+        "--example",
+        "mkimage",
+    ])?;
+    Ok(root().join("target/release/pluginctl"))
+}
+
 pub(crate) fn make_context(dir: &Path, mib: u64) -> Result<()> {
     if dir.join("config.json").is_file() {
         return Ok(());
@@ -765,17 +781,7 @@ pub(crate) fn make_context(dir: &Path, mib: u64) -> Result<()> {
 /// `docker plugin create` (target 2x), `install --disable` vs `docker
 /// plugin install --disable` (target 1.5x, peak RSS < 96 MiB).
 fn manager(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
-    cargo(&["build", "--release", "--quiet", "-p", "pluginctl"])?;
-    cargo(&[
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "pluginctl-rootfs",
-        "--example",
-        "mkimage",
-    ])?;
-    let pluginctl = root().join("target/release/pluginctl");
+    let pluginctl = build_with_mkimage()?;
     let scratch = scratch_root(out_dir);
     let mut missed = Vec::new();
     let reg = LocalRegistry::start(&scratch.join("registry"))?;

@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::bench::{make_context, scratch_root, wait_with_rusage};
+use crate::bench::{build_with_mkimage, make_context, scratch_root, wait_with_rusage};
 use crate::localreg::LocalRegistry;
-use crate::util::{Result, cargo, root, run as run_cmd};
+use crate::util::{Result, run as run_cmd};
 
 /// Alternated rounds per side, after one warm-up round of each.
 const ROUNDS: usize = 3;
@@ -37,17 +37,7 @@ fn env_or(name: &str, default: usize) -> usize {
 pub(crate) fn run(out_dir: &Path, notes: &mut Vec<String>) -> Result<Vec<String>> {
     let hosts = env_or("PLUGINCTL_BENCH_HOSTS", 32);
     let mib = env_or("PLUGINCTL_BENCH_FLEET_MIB", 200) as u64;
-    cargo(&["build", "--release", "--quiet", "-p", "pluginctl"])?;
-    cargo(&[
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "pluginctl-rootfs",
-        "--example",
-        "mkimage",
-    ])?;
-    let pluginctl = root().join("target/release/pluginctl");
+    let pluginctl = build_with_mkimage()?;
     let ctx = out_dir.join(format!("manager-context-{mib}MiB"));
     make_context(&ctx, mib)?;
     let scratch = scratch_root(out_dir).join("fleet");
@@ -112,6 +102,23 @@ pub(crate) fn run(out_dir: &Path, notes: &mut Vec<String>) -> Result<Vec<String>
         }
         c
     };
+    // The same transfers, and the layers unpacked by the standard tools
+    // (no verification): what any installer must at least do on this
+    // machine's cores.
+    let untar = |r: &PathBuf| -> Command {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(
+                "root=$1; shift; mkdir -p \"$root\" && \
+                 curl -sSf -H \"$ACCEPT\" -o /dev/null \"$1\" && curl -sSf -o /dev/null \"$2\" && shift 2 && \
+                 for u in \"$@\"; do curl -sSf \"$u\" | tar -xzf - -C \"$root\" || exit 1; done",
+            )
+            .arg("sh")
+            .arg(r)
+            .args(&urls)
+            .env("ACCEPT", MANIFEST_ACCEPT);
+        c
+    };
     eprintln!(
         "xtask: bench fleet: {hosts} x pluginctl install vs {hosts} x curl, {mib} MiB plugin"
     );
@@ -120,9 +127,19 @@ pub(crate) fn run(out_dir: &Path, notes: &mut Vec<String>) -> Result<Vec<String>
     round(&roots, &curl)?;
     let mut ours = Vec::new();
     let mut floor = Vec::new();
-    for _ in 0..ROUNDS {
-        ours.push(round(&roots, &install)?);
+    let mut unpacked = Vec::new();
+    // Ours last in each round, so its roots are there to be checked.
+    for i in 0..ROUNDS {
         floor.push(round(&roots, &curl)?);
+        unpacked.push(round(&roots, &untar)?);
+        ours.push(round(&roots, &install)?);
+        eprintln!(
+            "xtask: fleet round {}: curl {:.2} s, curl | tar -xz {:.2} s, pluginctl {:.2} s",
+            i + 1,
+            floor[i].0,
+            unpacked[i].0,
+            ours[i].0
+        );
     }
     let want = tree_digest(&ctx.join("rootfs"))?;
     for (i, r) in roots.iter().enumerate() {
@@ -133,13 +150,15 @@ pub(crate) fn run(out_dir: &Path, notes: &mut Vec<String>) -> Result<Vec<String>
     }
     let (ours_s, rss) = summary(&ours);
     let (floor_s, curl_rss) = summary(&floor);
+    let (untar_s, _) = summary(&unpacked);
     let ratio = ours_s / floor_s;
     let bytes: u64 = blob_bytes(&builder)?;
     let mut line = String::new();
     let _ = write!(
         line,
-        "fleet: {hosts} concurrent `pluginctl install` through a docker-registry pull-through cache, {mib} MiB plugin ({:.0} MiB of blobs): median {ours_s:.2} s wall, peak RSS {rss:.1} MiB per process; the floor, {hosts} concurrent curl of the same blobs through the same mirror: {floor_s:.2} s ({curl_rss:.1} MiB); ours/floor {ratio:.2}x (target 1.3x); every rootfs verified against the context",
-        bytes as f64 / 1_048_576.0
+        "fleet: {hosts} concurrent `pluginctl install` through a docker-registry pull-through cache, {mib} MiB plugin ({:.0} MiB of blobs): median {ours_s:.2} s wall, peak RSS {rss:.1} MiB per process; the floor, {hosts} concurrent curl of the same blobs through the same mirror: {floor_s:.2} s ({curl_rss:.1} MiB); ours/floor {ratio:.2}x (target 1.3x); the same curl piped to `tar -xz` per host (unverified): {untar_s:.2} s, ours/that {:.2}x; every rootfs verified against the context",
+        bytes as f64 / 1_048_576.0,
+        ours_s / untar_s
     );
     eprintln!("xtask: {line}");
     notes.push(line);

@@ -588,4 +588,63 @@ mod tests {
         let err = cfg.credentials("other.example").unwrap_err().to_string();
         assert!(err.contains("docker-credential-missing-helper"), "{err}");
     }
+
+    #[test]
+    fn store_and_erase_keep_everything_else() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("docker/config.json");
+        // No file yet: made, 0600, with the directory.
+        let cfg = DockerConfig::load(&path).unwrap();
+        assert_eq!(
+            cfg.store(&path, "docker.io", "alice", "pw").unwrap(),
+            Stored::File(path.clone())
+        );
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(
+            v["auths"]["https://index.docker.io/v1/"]["auth"],
+            "YWxpY2U6cHc="
+        );
+
+        std::fs::write(
+            &path,
+            r#"{"z-first": 1, "auths": {"docker.io": {"auth": "b2xkOm9sZA=="}, "x.example": {"auth": "eDp5"}}, "a-last": [1, 2]}"#,
+        )
+        .unwrap();
+        let cfg = DockerConfig::load(&path).unwrap();
+        cfg.store(&path, "index.docker.io", "bob", "new").unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        // The alias `docker.io` is replaced, not kept beside the new key.
+        assert!(!text.contains("b2xkOm9sZA=="), "{text}");
+        assert!(
+            text.find("z-first") < text.find("auths") && text.find("auths") < text.find("a-last"),
+            "{text}"
+        );
+        let cfg = DockerConfig::load(&path).unwrap();
+        assert_eq!(
+            cfg.credentials("docker.io").unwrap(),
+            Credentials::Basic {
+                username: "bob".into(),
+                password: "new".into()
+            }
+        );
+        assert_eq!(
+            cfg.erase(&path, "docker.io").unwrap(),
+            Some(Stored::File(path.clone()))
+        );
+        assert_eq!(cfg.erase(&path, "docker.io").unwrap(), None);
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(v["auths"]["x.example"]["auth"], "eDp5");
+        assert_eq!(v["a-last"], serde_json::json!([1, 2]));
+        // A config that is not an object is named, and left alone.
+        std::fs::write(&path, "[1]").unwrap();
+        let err = cfg
+            .store(&path, "x.example", "u", "p")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("config.json: is not a JSON object"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "[1]");
+    }
 }

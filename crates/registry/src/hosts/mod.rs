@@ -329,6 +329,53 @@ mod tests {
     }
 
     #[test]
+    fn daemon_json_mirrors_front_docker_hub_only_without_a_hosts_file() {
+        let d = tempfile::tempdir().unwrap();
+        let daemon = d.path().join("daemon.json");
+        std::fs::write(
+            &daemon,
+            r#"{"registry-mirrors": ["https://m1.example/hub", "http://m2.example:5000"], "insecure-registries": ["m2.example:5000"]}"#,
+        )
+        .unwrap();
+        let roots = d.path().join("certs.d");
+        std::fs::create_dir_all(roots.join("m1.example")).unwrap();
+        std::fs::write(roots.join("m1.example/ca.crt"), "x").unwrap();
+        let c = HostsConfig::with_roots(vec![roots.clone()])
+            .daemon_json(&daemon)
+            .unwrap();
+        assert_eq!(c.insecure_registries(), ["m2.example:5000"]);
+        let (hub, _) = c.hosts("docker.io", "registry-1.docker.io").unwrap();
+        let urls: Vec<String> = hub.iter().map(|h| h.api_root().to_string()).collect();
+        assert_eq!(
+            urls,
+            [
+                "https://m1.example/hub/v2/",
+                "http://m2.example:5000/v2/",
+                "https://registry-1.docker.io/v2/"
+            ]
+        );
+        assert_eq!(hub[0].capabilities, Capabilities::MIRROR);
+        assert_eq!(hub[0].tls.ca, [roots.join("m1.example/ca.crt")]);
+        assert!(hub[2].is_server && hub[2].capabilities.push);
+        // Another registry gets no Hub mirror.
+        let (other, _) = c.hosts("reg:5000", "reg:5000").unwrap();
+        assert_eq!(other.len(), 1);
+        // A hosts.toml for docker.io replaces the daemon.json mirrors.
+        std::fs::create_dir_all(roots.join("docker.io")).unwrap();
+        std::fs::write(
+            roots.join("docker.io/hosts.toml"),
+            "[host.\"https://only.example\"]\n",
+        )
+        .unwrap();
+        let (hub, _) = c.hosts("docker.io", "registry-1.docker.io").unwrap();
+        let urls: Vec<&str> = hub.iter().map(|h| h.url.as_str()).collect();
+        assert_eq!(
+            urls,
+            ["https://only.example/", "https://registry-1.docker.io/"]
+        );
+    }
+
+    #[test]
     fn api_roots_keep_the_path() {
         let mut h = RegistryHost::default_for("reg:5000").unwrap();
         assert_eq!(h.api_root().as_str(), "https://reg:5000/v2/");
