@@ -14,7 +14,6 @@ mod bench;
 mod demo;
 mod deps;
 mod dist;
-mod fleet;
 mod localdocker;
 mod localreg;
 mod tools;

@@ -7,7 +7,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::Args as ClapArgs;
 use pluginctl_manager::registry::{Credentials, DockerConfig, StaticCredentials, normalize_host};
 
-use crate::plugins::{Global, runtime};
+use crate::global::{Global, runtime};
 
 /// `pluginctl login`.
 #[derive(Debug, ClapArgs)]

@@ -8,6 +8,7 @@
 
 mod flatten;
 mod format;
+mod global;
 mod interrupt;
 mod login;
 mod plugins;
@@ -29,7 +30,7 @@ use clap::{Parser, Subcommand};
 )]
 struct Cli {
     #[command(flatten)]
-    global: plugins::Global,
+    global: global::Global,
     #[command(subcommand)]
     command: Command,
 }

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use crate::bench::{build_with_mkimage, make_context, scratch_root, wait_with_rusage};
+use super::{build_with_mkimage, make_context, scratch_root, wait_with_rusage};
 use crate::localreg::LocalRegistry;
 use crate::util::{Result, run as run_cmd};
 
