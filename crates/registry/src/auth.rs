@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use reqwest::Url;
 use reqwest::header::{HeaderMap, WWW_AUTHENTICATE};
 use serde::Deserialize;
 
@@ -167,6 +168,21 @@ pub(crate) fn pick_challenge(headers: &HeaderMap) -> Option<Challenge> {
         .cloned()
 }
 
+/// Where a request goes, for its authorization.
+pub(crate) struct Target<'a> {
+    /// The host contacted (`host[:port]`): the token cache's key.
+    pub(crate) host: &'a str,
+    /// Whose credentials: the registry's name for the registry itself
+    /// (where `login` stores them), the host's own for a mirror.
+    pub(crate) credentials: &'a str,
+    /// Its API root.
+    pub(crate) base: &'a Url,
+    /// The HTTP client with its TLS settings (for its own token realm too).
+    pub(crate) http: &'a reqwest::Client,
+    /// Its challenge, once known.
+    pub(crate) challenge: Option<&'a Challenge>,
+}
+
 /// Credentials and tokens, per host actually contacted: a mirror never
 /// gets the upstream registry's.
 pub(crate) struct Authenticator {
@@ -219,22 +235,22 @@ impl Authenticator {
 
     /// The `Authorization` value for `scope` at `endpoint`, fetching a token
     /// when the registry's challenge asks for one.
-    #[allow(clippy::too_many_arguments)]
+    /// The `Authorization` value for `scope` at `at`, fetching a token
+    /// when its challenge asks for one; with the token cache's key.
     pub(crate) async fn authorization(
         &self,
         transport: &Transport,
         notify: Notify<'_>,
         what: &str,
-        host: &str,
-        https: bool,
-        challenge: Option<&Challenge>,
+        at: &Target<'_>,
         scope: &Scope,
         extra_scope: Option<&str>,
     ) -> Result<Option<(String, String)>> {
-        let Some(challenge) = challenge else {
+        let Some(challenge) = at.challenge else {
             return Ok(None);
         };
-        let creds = self.credentials(host).await?;
+        let host = at.host;
+        let creds = self.credentials(at.credentials).await?;
         match challenge.scheme.as_str() {
             "basic" => match &creds {
                 Credentials::Basic { username, password } => {
@@ -285,7 +301,7 @@ impl Authenticator {
                     return Ok(Some((key, format!("Bearer {t}"))));
                 }
                 let token =
-                    fetch_token(transport, notify, what, https, challenge, &scopes, &creds).await?;
+                    fetch_token(transport, notify, what, at, challenge, &scopes, &creds).await?;
                 let value = format!("Bearer {}", token.value);
                 self.tokens.put(host, &key, token);
                 Ok(Some((key, value)))
@@ -353,13 +369,14 @@ impl TokenCache {
 const MAX_TOKEN_RESPONSE: usize = 1 << 20;
 
 /// Asks the token server of a bearer challenge for a token for `scopes`.
-/// `https`: whether the registry was reached over HTTPS (credentials for it
-/// never go to a plain-HTTP realm).
+/// Credentials of a registry reached over HTTPS never go to a plain-HTTP
+/// realm; a realm on the registry's own host is reached with its TLS
+/// settings (a private CA from certs.d or hosts.toml).
 pub(crate) async fn fetch_token(
     transport: &Transport,
     notify: Notify<'_>,
     what: &str,
-    https: bool,
+    at: &Target<'_>,
     challenge: &Challenge,
     scopes: &[String],
     credentials: &Credentials,
@@ -378,7 +395,10 @@ pub(crate) async fn fetch_token(
         return Err(fail(format!("the token realm {realm} is not http(s)")));
     }
     // Credentials for an HTTPS registry never travel in clear text.
-    if url.scheme() == "http" && https && *credentials != Credentials::Anonymous {
+    if url.scheme() == "http"
+        && at.base.scheme() == "https"
+        && *credentials != Credentials::Anonymous
+    {
         return Err(fail(format!(
             "the token realm {realm} is plain HTTP for an HTTPS registry; credentials are not sent there"
         )));
@@ -418,7 +438,11 @@ pub(crate) async fn fetch_token(
             q.append_pair("account", username);
         }
     }
-    let http = transport.plain(transport.is_insecure(&host_port(&target)));
+    let http = if host_port(&target) == host_port(at.base) {
+        at.http.clone()
+    } else {
+        transport.plain(transport.is_insecure(&host_port(&target)))
+    };
     let mut req = http.request(method, target);
     if let Some(b) = &body {
         req = req
@@ -446,7 +470,7 @@ pub(crate) async fn fetch_token(
     // redirects.
     let token_what = format!("{what}: token server {realm}");
     let response = transport
-        .follow(notify, &token_what, first, &req, &url)
+        .follow(notify, &token_what, first, &req, (&url, &http), &[])
         .await?;
     let status = response.status().as_u16();
     let body = read_limited(response, MAX_TOKEN_RESPONSE)

@@ -12,7 +12,7 @@ use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use tokio::sync::Semaphore;
 
-use crate::auth::{Authenticator, Scope, pick_challenge};
+use crate::auth::{Authenticator, Scope, Target, pick_challenge};
 use crate::credentials::{CredentialSource, SharedCredentials};
 use crate::endpoint::Endpoints;
 use crate::error::{Envelope, Error, Result};
@@ -333,7 +333,7 @@ impl Client {
         for (i, host) in live.into_iter().enumerate() {
             let more = i + 1 < n;
             let result = self
-                .send_to(what, host, scope, retry && !more, more, build)
+                .send_to(what, domain, host, scope, (retry && !more, more), build)
                 .await;
             let reason = match result {
                 Ok(resp) if more && falls_back(resp.status()) => {
@@ -381,31 +381,41 @@ impl Client {
     async fn send_to(
         &self,
         what: What<'_>,
+        domain: &str,
         host: &RegistryHost,
         scope: &Scope,
-        retry: bool,
-        more: bool,
+        (retry, more): (bool, bool),
         build: &Build<'_>,
     ) -> Result<Response> {
         let notify = |e: &Event| self.emit(e);
         let name = host.host_port();
+        // The registry's own credentials are filed under its name (where
+        // `login` puts them); a mirror's under its own host.
+        let cred_key = if host.is_server {
+            domain
+        } else {
+            name.as_str()
+        };
         let inner = &self.inner;
+        let private: Vec<HeaderName> = host
+            .headers
+            .iter()
+            .filter_map(|(k, _)| HeaderName::try_from(k.as_str()).ok())
+            .collect();
         let mut attempt = 0u32;
         let mut extra_scope: Option<String> = None;
         let mut reauthed = false;
         loop {
-            let endpoint = match inner
+            let endpoint = inner
                 .endpoints
-                .endpoint(&inner.transport, &notify, what, host)
-                .await
-            {
-                Ok(e) => e,
-                Err(e) => {
-                    if more {
-                        inner.endpoints.mark_dead(host);
-                    }
-                    return Err(e);
-                }
+                .endpoint(&inner.transport, &notify, what, host, more)
+                .await?;
+            let target = Target {
+                host: &name,
+                credentials: cred_key,
+                base: &endpoint.base,
+                http: &endpoint.http,
+                challenge: endpoint.challenge.as_ref(),
             };
             let auth = inner
                 .auth
@@ -413,9 +423,7 @@ impl Client {
                     &inner.transport,
                     &notify,
                     what,
-                    &name,
-                    endpoint.base.scheme() == "https",
-                    endpoint.challenge.as_ref(),
+                    &target,
                     scope,
                     extra_scope.as_deref(),
                 )
@@ -501,7 +509,14 @@ impl Client {
             {
                 return inner
                     .transport
-                    .follow(&notify, what, resp, &template, &endpoint.base)
+                    .follow(
+                        &notify,
+                        what,
+                        resp,
+                        &template,
+                        (&endpoint.base, &endpoint.http),
+                        &private,
+                    )
                     .await;
             }
             return Ok(resp);

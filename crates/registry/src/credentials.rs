@@ -198,6 +198,8 @@ impl DockerConfig {
             .map(|(_, v)| v)
     }
 
+    /// The helper for `host`: its `credHelpers` entry, else `credsStore`;
+    /// an empty name is none, as Docker reads it.
     fn helper_for(&self, host: &str) -> Option<&str> {
         let want = normalize_host(host);
         self.file
@@ -206,6 +208,7 @@ impl DockerConfig {
             .find(|(k, _)| normalize_host(k) == want)
             .map(|(_, v)| v.as_str())
             .or(self.file.creds_store.as_deref())
+            .filter(|h| !h.is_empty())
     }
 
     fn where_(&self) -> String {
@@ -338,6 +341,8 @@ impl DockerConfig {
                 host: server.to_owned(),
                 message: m,
             })?;
+            // A password the file held from before must not outlive it.
+            self.drop_file_entry(path, server)?;
             return Ok(Stored::Helper(program.display().to_string()));
         }
         let auth =
@@ -359,14 +364,19 @@ impl DockerConfig {
         let key = server_key(server);
         if let Some(helper) = self.helper_for(server) {
             let program = self.helper_program(helper);
-            return match helper_call(&program, "erase", &key) {
-                Ok(_) => Ok(Some(Stored::Helper(program.display().to_string()))),
-                Err(m) if m.contains("credentials not found") => Ok(None),
-                Err(m) => Err(Error::Credentials {
-                    host: server.to_owned(),
-                    message: m,
-                }),
+            let erased = match helper_call(&program, "erase", &key) {
+                Ok(_) => Some(Stored::Helper(program.display().to_string())),
+                Err(m) if m.contains("credentials not found") => None,
+                Err(m) => {
+                    return Err(Error::Credentials {
+                        host: server.to_owned(),
+                        message: m,
+                    });
+                }
             };
+            // And what the file held from before a helper was configured.
+            let from_file = self.drop_file_entry(path, server)?;
+            return Ok(erased.or(from_file));
         }
         let want = normalize_host(server);
         let mut found = false;
@@ -377,6 +387,21 @@ impl DockerConfig {
             found
         })?;
         Ok(found.then(|| Stored::File(path.to_owned())))
+    }
+
+    /// Removes `server`'s `auths` entries (and its aliases') from the
+    /// file, when there are any.
+    fn drop_file_entry(&self, path: &Path, server: &str) -> Result<Option<Stored>> {
+        if self.entry(server).is_none() {
+            return Ok(None);
+        }
+        let want = normalize_host(server);
+        edit_config(path, |auths| {
+            let before = auths.len();
+            auths.retain(|k, _| normalize_host(k) != want);
+            auths.len() != before
+        })?;
+        Ok(Some(Stored::File(path.to_owned())))
     }
 
     fn helper_program(&self, helper: &str) -> PathBuf {
@@ -399,6 +424,16 @@ fn edit_config(
     use std::io::Write as _;
     use std::os::unix::fs::OpenOptionsExt as _;
     let fail = |m: String| Error::Config(format!("{}: {m}", path.display()));
+    // A symlinked config (dotfiles managers do this) is written where it
+    // points: replacing the link would leave its target stale.
+    let resolved;
+    let path = match std::fs::canonicalize(path) {
+        Ok(p) if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) => {
+            resolved = p;
+            resolved.as_path()
+        }
+        _ => path,
+    };
     let mut doc = match std::fs::read(path) {
         Ok(b) if b.iter().all(u8::is_ascii_whitespace) => {
             serde_json::Value::Object(serde_json::Map::new())
@@ -646,5 +681,60 @@ mod tests {
             .to_string();
         assert!(err.contains("config.json: is not a JSON object"), "{err}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "[1]");
+    }
+
+    #[test]
+    fn a_symlinked_config_is_written_where_it_points_and_helpers_clear_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("dotfiles-config.json");
+        std::fs::write(
+            &real,
+            r#"{"auths": {"reg.example": {"auth": "b2xkOm9sZA=="}}}"#,
+        )
+        .unwrap();
+        let link = dir.path().join("config.json");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let cfg = DockerConfig::load(&link).unwrap();
+        cfg.store(&link, "other.example", "u", "p").unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let text = std::fs::read_to_string(&real).unwrap();
+        assert!(
+            text.contains("other.example") && text.contains("reg.example"),
+            "{text}"
+        );
+
+        // With a helper configured, a store goes to the helper and the
+        // file's old password for that server goes away.
+        let helper = dir.path().join("docker-credential-pctest");
+        std::fs::write(&helper, "#!/bin/sh\ncat > /dev/null\n").unwrap();
+        std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        std::fs::write(
+            &real,
+            r#"{"credsStore": "pctest", "auths": {"reg.example": {"auth": "b2xkOm9sZA=="}, "x.example": {"auth": "eDp5"}}}"#,
+        )
+        .unwrap();
+        let cfg = DockerConfig::load(&link)
+            .unwrap()
+            .with_helper_dir(dir.path());
+        let stored = cfg.store(&link, "reg.example", "u", "p").unwrap();
+        assert!(matches!(stored, Stored::Helper(_)), "{stored:?}");
+        let text = std::fs::read_to_string(&real).unwrap();
+        assert!(
+            !text.contains("b2xkOm9sZA==") && text.contains("eDp5"),
+            "{text}"
+        );
+        // An empty helper name is no helper.
+        std::fs::write(&real, r#"{"credsStore": ""}"#).unwrap();
+        let cfg = DockerConfig::load(&link).unwrap();
+        assert_eq!(
+            cfg.store(&link, "reg.example", "u", "p").unwrap(),
+            Stored::File(link.clone())
+        );
     }
 }

@@ -79,9 +79,15 @@ impl Endpoints {
             .insert(host.url.to_string());
     }
 
+    /// A host's cell: one per URL and settings (one URL may be listed for
+    /// two registries with different CAs or paths).
     fn cell(&self, host: &RegistryHost) -> Cell {
+        let key = format!(
+            "{} {:?} {:?} {}",
+            host.url, host.tls, host.dial_timeout, host.override_path
+        );
         let mut cells = self.cells.lock().unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(cells.entry(host.url.to_string()).or_default())
+        Arc::clone(cells.entry(key).or_default())
     }
 
     /// Records the challenge `host` sent on a 401, for the next requests.
@@ -91,22 +97,42 @@ impl Endpoints {
         }
     }
 
-    /// How `host` answers: probed (`GET /v2/`) once per client.
+    /// How `host` answers: probed (`GET /v2/`) once per client. `more`:
+    /// other hosts follow, so the probe is sent once, without retries, a
+    /// failure marks the host dead, and a host another request found dead
+    /// while this one waited for the probe is not probed again.
     pub(crate) async fn endpoint(
         &self,
         transport: &Transport,
         notify: Notify<'_>,
         what: &str,
         host: &RegistryHost,
+        more: bool,
     ) -> Result<Endpoint> {
         let cell = self.cell(host);
         let mut slot = cell.lock().await;
         if let Some(e) = &*slot {
             return Ok(e.clone());
         }
-        let e = probe(transport, notify, what, host).await?;
-        *slot = Some(e.clone());
-        Ok(e)
+        if more && self.is_dead(host) {
+            return Err(Error::Connect {
+                what: what.to_owned(),
+                host: host.host_port(),
+                message: "failed earlier in this command; skipped".to_owned(),
+            });
+        }
+        match probe(transport, notify, what, host, more).await {
+            Ok(e) => {
+                *slot = Some(e.clone());
+                Ok(e)
+            }
+            Err(e) => {
+                if more {
+                    self.mark_dead(host);
+                }
+                Err(e)
+            }
+        }
     }
 }
 
@@ -114,12 +140,13 @@ impl Endpoints {
 /// given; otherwise HTTPS, and for an insecure registry HTTPS without
 /// verification and then plain HTTP, as dockerd does. A host whose path
 /// is the API root (`override_path`) is not probed: its first 401 says how
-/// it authenticates.
+/// it authenticates. `once`: no retries.
 async fn probe(
     transport: &Transport,
     notify: Notify<'_>,
     what: &str,
     host: &RegistryHost,
+    once: bool,
 ) -> Result<Endpoint> {
     let name = host.host_port();
     let insecure = !host.scheme_given && transport.is_insecure(&name);
@@ -157,7 +184,9 @@ async fn probe(
             .build()
             .map_err(|e| Error::Config(format!("{base}: {e}")))?;
         // For an insecure host, HTTPS is only a probe: one try, then HTTP.
-        let answer = if insecure && scheme == "https" {
+        // A host with others after it gets one try too: the next host is
+        // its retry.
+        let answer = if once || (insecure && scheme == "https") {
             http.execute(req).await.map_err(TransportError)
         } else {
             transport.send_plain(notify, what, &http, &req).await

@@ -18,7 +18,16 @@
 //!   `~/.docker/config.json` and its helpers ([`DockerConfig`]);
 //! - **retry** connection errors, cut transfers, 429 and 500/502/503/504
 //!   with backoff and jitter or `Retry-After` ([`RetryPolicy`], one policy
-//!   for every request), and report per-blob [`Event`]s.
+//!   for every request), and report per-blob [`Event`]s;
+//! - reach a registry through the **hosts** the machine's configuration
+//!   names ([`HostsConfig`]): containerd's `hosts.toml` mirrors with their
+//!   capabilities, CAs, client certificates and headers, Docker's
+//!   `certs.d` files, `daemon.json`'s `registry-mirrors`; the next host is
+//!   tried when one fails, a dead one is skipped, pushes go only where
+//!   allowed, and credentials only to the host they are for;
+//! - **log in** ([`Client::login`], the check `docker login` makes) and
+//!   store or erase credentials where Docker keeps them
+//!   ([`DockerConfig::store`], [`DockerConfig::erase`]).
 //!
 //! It uses tokio for I/O but never builds a runtime, and it does not know
 //! any content store: blobs go to an `AsyncWrite` the caller gives.
@@ -35,6 +44,20 @@
 //! let bytes = client.fetch_blob_bytes(&reference, config, 1 << 20).await?;
 //! println!("{} config: {} bytes", image.descriptor.digest, bytes.len());
 //! # Ok(()) }
+//! ```
+//!
+//! With mirrors from `/etc/docker/certs.d/<registry>/hosts.toml`:
+//!
+//! ```no_run
+//! # fn demo() -> Result<(), pluginctl_registry::Error> {
+//! use pluginctl_registry::{Client, DockerConfig, HostsConfig};
+//!
+//! let hosts = HostsConfig::with_roots(HostsConfig::default_roots(true));
+//! let client = Client::builder()
+//!     .credentials(DockerConfig::load_default()?)
+//!     .hosts(hosts)
+//!     .build()?;
+//! # let _ = client; Ok(()) }
 //! ```
 //!
 //! `examples/copy.rs` pulls an image into an OCI layout directory and

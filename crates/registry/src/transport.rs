@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, LOCATION};
+use reqwest::header::{AUTHORIZATION, HeaderName, LOCATION};
 use reqwest::{Request, Response, StatusCode, Url};
 
 use crate::error::{Error, Result};
@@ -177,17 +177,23 @@ impl Transport {
     }
 
     /// Follows `resp`'s redirects (at most 5), sending `request` again to
-    /// each target. Its `Authorization` goes only to `origin` (scheme, host
-    /// and port): a token or password never follows a redirect to another
-    /// host. The one redirect follower of the client.
+    /// each target. `own` is the origin the request was for and its HTTP
+    /// client (with that host's TLS settings): a hop to the same origin
+    /// keeps everything; a hop elsewhere goes with the default client and
+    /// without `Authorization` and the `private` headers (a hosts.toml's
+    /// `header`s), and a request with a body (a token request carrying a
+    /// refresh token) is not sent there at all. The one redirect follower
+    /// of the client.
     pub(crate) async fn follow(
         &self,
         notify: Notify<'_>,
         what: &str,
         mut resp: Response,
         request: &Request,
-        origin: &Url,
+        own: (&Url, &reqwest::Client),
+        private: &[HeaderName],
     ) -> Result<Response> {
+        let (origin, own_http) = own;
         let mut hops = 0;
         while resp.status().is_redirection() && resp.status() != StatusCode::NOT_MODIFIED {
             hops += 1;
@@ -203,10 +209,23 @@ impl Transport {
                 .try_clone()
                 .expect("a request without a streamed body");
             *next.url_mut() = to.clone();
-            if !same_origin(&to, origin) {
+            let http = if same_origin(&to, origin) {
+                own_http.clone()
+            } else {
+                if next.body().is_some() {
+                    return Err(Error::Protocol {
+                        what: what.to_owned(),
+                        message: format!(
+                            "redirected to {target}: a request with a body is not sent to another host"
+                        ),
+                    });
+                }
                 next.headers_mut().remove(AUTHORIZATION);
-            }
-            let http = self.plain(self.is_insecure(&target));
+                for h in private {
+                    next.headers_mut().remove(h);
+                }
+                self.plain(self.is_insecure(&target))
+            };
             resp = self
                 .send_plain(notify, what, &http, &next)
                 .await

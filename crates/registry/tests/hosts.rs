@@ -39,9 +39,14 @@ fn mirror_of(upstream: &Registry, tls: bool) -> Registry {
 /// Whether `reg`'s log says `needle` within 5 s (a registry writes its
 /// access log line after the response, so after the client may be done).
 fn logged(reg: &Registry, needle: &str) -> bool {
+    eventually(|| reg.log().contains(needle))
+}
+
+/// Whether `cond` holds within 5 s (access log lines lag the responses).
+fn eventually(cond: impl Fn() -> bool) -> bool {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while std::time::Instant::now() < deadline {
-        if reg.log().contains(needle) {
+        if cond() {
             return true;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -83,7 +88,11 @@ async fn a_mirror_serves_pulls_pushes_go_upstream_and_a_warm_cache_outlives_upst
         "{}",
         mirror.log()
     );
-    assert!(requests(&upstream, "PUT") >= 3, "{}", upstream.log());
+    assert!(
+        eventually(|| requests(&upstream, "PUT") >= 3),
+        "{}",
+        upstream.log()
+    );
 
     let upstream_gets = requests(&upstream, "GET");
     pull_and_check(&client, &r, &image).await;
@@ -103,7 +112,7 @@ async fn a_mirror_serves_pulls_pushes_go_upstream_and_a_warm_cache_outlives_upst
         );
     }
     assert!(
-        requests(&upstream, "GET") > upstream_gets,
+        eventually(|| requests(&upstream, "GET") > upstream_gets),
         "the cache filled from upstream"
     );
 
@@ -416,4 +425,67 @@ async fn a_hosts_file_that_does_not_parse_stops_the_pull() {
     let err = client.resolve(&r, None).await.unwrap_err().to_string();
     let file: PathBuf = dir.path().join(&upstream.host).join("hosts.toml");
     assert!(err.contains(&format!("{} line 2", file.display())), "{err}");
+}
+
+#[tokio::test]
+async fn a_mirror_that_drops_connections_is_asked_once_and_its_headers_stay_home() {
+    let upstream = Registry::plain();
+    // Accepts and closes at once: a transport error that used to be retried
+    // five times on the probe.
+    let dropper = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dropper_host = dropper.local_addr().unwrap().to_string();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let a2 = Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        for c in dropper.incoming() {
+            a2.fetch_add(1, Ordering::SeqCst);
+            drop(c);
+        }
+    });
+    // A mirror that sends blob requests elsewhere: the redirect target must
+    // not get the mirror's configured header.
+    let elsewhere = Server::start(|_| Reply::status(404));
+    let target = elsewhere.url();
+    let redirecting = Server::start(move |req| {
+        if req.path() == "/v2/" {
+            Reply::new(200, "{}")
+        } else if req.path().contains("/blobs/") {
+            Reply::status(307).header("location", &format!("{target}{}", req.path()))
+        } else {
+            Reply::status(404)
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = hosts_toml(
+        dir.path(),
+        &upstream.host,
+        &format!(
+            "server = \"http://{}\"\n[host.\"http://{dropper_host}\"]\n[host.\"{}\"]\n  [host.\"{}\".header]\n    x-mirror-key = \"secret\"\n",
+            upstream.host,
+            redirecting.url(),
+            redirecting.url()
+        ),
+    );
+    let image = Image::new(27, &[70_000, 30_000]);
+    let r = reference(&upstream.host, "fleet/drop", "1");
+    push(&builder().build().unwrap(), &r, &image).await;
+    let client = builder().hosts(config).build().unwrap();
+    pull_and_check(&client, &r, &image).await;
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "the dropping mirror was dialled again"
+    );
+    let seen = redirecting.requests();
+    assert!(seen.iter().any(|q| q.path().contains("/blobs/")));
+    assert!(
+        seen.iter()
+            .all(|q| q.header("x-mirror-key") == Some("secret"))
+    );
+    let followed = elsewhere.requests();
+    assert!(!followed.is_empty(), "no redirect was followed");
+    assert!(
+        followed.iter().all(|q| q.header("x-mirror-key").is_none()),
+        "a configured header followed a redirect to another host"
+    );
 }

@@ -34,6 +34,11 @@ impl DaemonJson {
                 .ok()
                 .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
                 .ok_or_else(|| fail(format!("registry-mirrors: {m:?} is not an http(s) URL")))?;
+            if !u.username().is_empty() || u.password().is_some() {
+                return Err(fail(format!(
+                    "registry-mirrors: {m:?} holds a user name or password (dockerd refuses it too)"
+                )));
+            }
             if u.query().is_some() || u.fragment().is_some() {
                 return Err(fail(format!(
                     "registry-mirrors: {m:?} has a query or fragment"

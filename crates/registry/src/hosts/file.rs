@@ -86,6 +86,12 @@ pub(crate) fn parse(
     };
     let mut s = file.host("the top level", server_url, &table, true)?;
     s.scheme_given = given;
+    if !given {
+        // The registry itself when no `server` names it: everything, at
+        // its usual path, as containerd makes it.
+        s.capabilities = Capabilities::ALL;
+        s.override_path = false;
+    }
     hosts.push(s);
     Ok((hosts, file.warnings))
 }
@@ -118,6 +124,12 @@ impl HostsFile<'_> {
                 self.path.display()
             ))
         })?;
+        if !u.username().is_empty() || u.password().is_some() {
+            return Err(Error::Config(format!(
+                "{}: {key}: a URL with a user name or password is refused (it would be printed in messages): use login",
+                self.path.display()
+            )));
+        }
         if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
             return Err(Error::Config(format!(
                 "{}: {key}: {s:?} is not an http(s) URL with a host",
@@ -140,6 +152,8 @@ impl HostsFile<'_> {
         let key = |k: &str| format!("{k} in {where_}");
         let capabilities = match t.get("capabilities") {
             None => Capabilities::ALL,
+            // containerd: an empty list means every capability.
+            Some(Value::Array(list)) if list.is_empty() => Capabilities::ALL,
             Some(Value::Array(list)) => {
                 let mut c = Capabilities {
                     pull: false,
@@ -147,7 +161,7 @@ impl HostsFile<'_> {
                     push: false,
                 };
                 for v in list {
-                    match v.as_str() {
+                    match v.as_str().map(str::to_ascii_lowercase).as_deref() {
                         Some("pull") => c.pull = true,
                         Some("resolve") => c.resolve = true,
                         Some("push") => c.push = true,
@@ -255,17 +269,12 @@ impl HostsFile<'_> {
         match v {
             None => Ok(Vec::new()),
             Some(Value::String(_)) => Ok(vec![one(v.expect("some")).expect("a string")]),
-            Some(Value::Array(list)) => {
-                // `["cert", "key"]` is one pair; `["a.pem", "b.pem"]` could
-                // be two combined files, but containerd reads a two-string
-                // list as a pair too.
-                if list.len() == 2 && list.iter().all(Value::is_str) {
-                    return Ok(vec![one(v.expect("some")).expect("a pair")]);
-                }
-                list.iter()
-                    .map(|item| one(item).ok_or_else(|| self.bad(key, wanted)))
-                    .collect()
-            }
+            // A list of files (each with certificate and key), or of
+            // `[cert, key]` pairs, as containerd reads it.
+            Some(Value::Array(list)) => list
+                .iter()
+                .map(|item| one(item).ok_or_else(|| self.bad(key, wanted)))
+                .collect(),
             Some(_) => Err(self.bad(key, wanted)),
         }
     }
@@ -384,11 +393,30 @@ ca = "server-ca.pem"
 
     #[test]
     fn without_server_the_registry_is_last_and_probed() {
-        let (hosts, _) = parse_at("[host.\"https://m:1\"]\n").unwrap();
+        let (hosts, _) = parse_at(
+            "capabilities = [\"pull\", \"resolve\"]\noverride_path = true\n[host.\"https://m:1\"]\ncapabilities = []\nclient = [\"a.pem\", \"b.pem\"]\n",
+        )
+        .unwrap();
         assert_eq!(hosts.len(), 2);
         assert_eq!(hosts[1].url.as_str(), "https://reg:5000/");
         assert!(!hosts[1].scheme_given);
+        // The implicit registry may do everything, at /v2, whatever the
+        // top level says.
+        assert_eq!(hosts[1].capabilities, Capabilities::ALL);
+        assert!(!hosts[1].override_path);
+        // An empty list is every capability; a list of files is files.
         assert_eq!(hosts[0].capabilities, Capabilities::ALL);
+        let dir = PathBuf::from("/etc/docker/certs.d/reg:5000");
+        assert_eq!(
+            hosts[0].tls.client,
+            Some((dir.join("a.pem"), dir.join("a.pem")))
+        );
+        let (hosts, _) = parse_at("[host.\"https://m:1\"]\ncapabilities = [\"PULL\"]\n").unwrap();
+        assert!(hosts[0].capabilities.pull && !hosts[0].capabilities.resolve);
+        let e = parse_at("[host.\"https://u:p@m:1\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("user name or password is refused"), "{e}");
     }
 
     #[test]

@@ -145,7 +145,8 @@ impl RegistryHost {
     pub fn api_root(&self) -> Url {
         let mut u = self.url.clone();
         let mut path = u.path().trim_end_matches('/').to_owned();
-        if !self.override_path {
+        // containerd appends /v2 unless the path already ends with it.
+        if !self.override_path && !path.ends_with("/v2") {
             path.push_str("/v2");
         }
         path.push('/');
@@ -273,10 +274,17 @@ impl HostsConfig {
     /// A `registry-mirrors` entry, with the cert files of its own host.
     fn mirror(&self, url: &Url) -> Result<RegistryHost> {
         let host = host_port(url);
-        let tls = match self.directory(&host) {
+        let mut tls = match self.directory(&host) {
             Some(d) => certs::load(&d)?,
             None => TlsFiles::default(),
         };
+        // An insecure mirror is reached without verification, as dockerd
+        // does (its scheme is given, so it is not probed over plain HTTP).
+        for p in &self.insecure {
+            if HostPattern::parse(p)?.matches(&host) {
+                tls.skip_verify = true;
+            }
+        }
         Ok(RegistryHost {
             url: url.clone(),
             scheme_given: true,
@@ -356,6 +364,10 @@ mod tests {
         );
         assert_eq!(hub[0].capabilities, Capabilities::MIRROR);
         assert_eq!(hub[0].tls.ca, [roots.join("m1.example/ca.crt")]);
+        assert!(
+            !hub[0].tls.skip_verify && hub[1].tls.skip_verify,
+            "m2 is insecure"
+        );
         assert!(hub[2].is_server && hub[2].capabilities.push);
         // Another registry gets no Hub mirror.
         let (other, _) = c.hosts("reg:5000", "reg:5000").unwrap();
@@ -381,6 +393,9 @@ mod tests {
         assert_eq!(h.api_root().as_str(), "https://reg:5000/v2/");
         h.url = Url::parse("https://m.example/cache/hub").unwrap();
         assert_eq!(h.api_root().as_str(), "https://m.example/cache/hub/v2/");
+        h.url = Url::parse("https://m.example/cache/v2").unwrap();
+        assert_eq!(h.api_root().as_str(), "https://m.example/cache/v2/");
+        h.url = Url::parse("https://m.example/cache/hub").unwrap();
         h.override_path = true;
         assert_eq!(h.api_root().as_str(), "https://m.example/cache/hub/");
     }
