@@ -349,3 +349,61 @@ fn login_uses_the_credential_helper_docker_would() {
         "{log}"
     );
 }
+
+#[test]
+fn installs_into_one_root_that_share_a_layer_wait_for_each_other() {
+    let reg = Registry::plain();
+    let tmp = tempfile::tempdir().unwrap();
+    let ctx = tmp.path().join("ctx");
+    big_context(&ctx, 24);
+    let builder = tmp.path().join("builder");
+    let names: Vec<String> = ["one", "two"]
+        .iter()
+        .map(|n| format!("{}/shared/{n}:1", reg.host))
+        .collect();
+    for n in &names {
+        ok(&pluginctl(&builder)
+            .arg("create")
+            .arg(n)
+            .arg(&ctx)
+            .output()
+            .unwrap());
+        ok(&pluginctl(&builder).args(["push", n]).output().unwrap());
+    }
+    let want = tree(&ctx.join("rootfs"));
+    // Five tries: the same layer blob fetched by two installs at once.
+    for round in 0..5 {
+        let root = tmp.path().join(format!("shared{round}"));
+        let children: Vec<Child> = names
+            .iter()
+            .map(|n| {
+                pluginctl(&root)
+                    .args(["-q", "install", "--disable", "--grant-all-permissions", n])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            ok(&c.wait_with_output().unwrap());
+        }
+        let plugins: Vec<PathBuf> = std::fs::read_dir(root.join("plugins"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(plugins.len(), 2, "round {round}");
+        for p in plugins {
+            assert_eq!(
+                tree(&p.join("rootfs")),
+                want,
+                "round {round}: {}",
+                p.display()
+            );
+        }
+        assert!(
+            std::fs::read_dir(root.join("content/ingest")).map_or(0, Iterator::count) == 0,
+            "round {round}: an ingest was left behind"
+        );
+    }
+}

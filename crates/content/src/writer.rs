@@ -460,6 +460,11 @@ impl Writer {
         Ok(d.finish())
     }
 
+    /// Gives this ingest up: removes its directory and what it held.
+    pub fn abandon(mut self) -> Result<()> {
+        self.discard()
+    }
+
     /// Removes the ingest directory (still holding the lock, so no other
     /// writer sees it half-removed: a waiter re-checks the path after locking).
     fn discard(&mut self) -> Result<()> {

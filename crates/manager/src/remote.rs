@@ -12,11 +12,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use pluginctl_content::Store;
 use pluginctl_oci::{
-    Descriptor, Digest, Manifest, MediaType, Platform, PluginConfig, PluginPrivilege,
+    Descriptor, Digest, Digester, Manifest, MediaType, Platform, PluginConfig, PluginPrivilege,
     PluginSettings, Reference,
 };
-use pluginctl_registry::{BlobSource, Client, FileSource};
+use pluginctl_registry::{BlobSinks, BlobSource, Client, FileSource};
 
 use crate::store;
 use crate::{Error, Manager, PLUGIN_CONFIG_TYPE, Record, default_settings};
@@ -47,6 +48,78 @@ impl InstallOptions {
 #[allow(clippy::needless_pass_by_value)] // the shape map_err wants
 fn registry_err(e: pluginctl_registry::Error) -> Error {
     Error::Registry(e.to_string())
+}
+
+/// The content store as the registry client's blob sinks: one ingest per
+/// blob (`pull-<digest>`), resumed from what an interrupted run left.
+struct ContentSinks {
+    content: Store,
+}
+
+impl BlobSinks for ContentSinks {
+    type Sink = Ingest;
+
+    async fn open(&self, desc: &Descriptor) -> io::Result<Option<(Ingest, Option<Digester>)>> {
+        let content = self.content.clone();
+        let desc = desc.clone();
+        // Waiting for another writer of the blob is a blocking lock.
+        tokio::task::spawn_blocking(move || open_ingest(&content, &desc))
+            .await
+            .map_err(io::Error::other)?
+            .map_err(io::Error::other)
+    }
+
+    async fn commit(&self, desc: &Descriptor, sink: Ingest) -> io::Result<()> {
+        let desc = desc.clone();
+        // Commit fsyncs: off the async threads.
+        tokio::task::spawn_blocking(move || {
+            sink.0.commit(Some(desc.size), Some(&desc.digest)).map(drop)
+        })
+        .await
+        .map_err(io::Error::other)?
+        .map_err(io::Error::other)
+    }
+
+    async fn reject(&self, _: &Descriptor, sink: Ingest) -> io::Result<()> {
+        sink.0.abandon().map_err(io::Error::other)
+    }
+}
+
+/// The ingest of `desc`'s blob, or `None` when the store has the blob.
+/// Another install into this root may be fetching the same blob: its
+/// writer is waited for and its result used (containerd's rule), never
+/// failed on for being busy.
+fn open_ingest(
+    content: &Store,
+    desc: &Descriptor,
+) -> Result<Option<(Ingest, Option<Digester>)>, pluginctl_content::Error> {
+    if content.contains(&desc.digest)? {
+        return Ok(None);
+    }
+    let mut w = content.writer_wait(&format!("pull-{}", desc.digest))?;
+    if content.contains(&desc.digest)? {
+        w.abandon()?;
+        return Ok(None);
+    }
+    // What an earlier, interrupted run fetched is hashed again and the
+    // download continues after it (Range); anything odd about the leftover
+    // (too long, another total) starts from zero.
+    let mut resume = None;
+    if w.offset() > 0 && w.offset() <= desc.size && w.total().is_none_or(|t| t == desc.size) {
+        let mut d = Digester::new(desc.digest.algorithm());
+        io::copy(&mut w.prefix()?, &mut d).map_err(|source| pluginctl_content::Error::Io {
+            op: "reading",
+            path: content.path().to_owned(),
+            source,
+        })?;
+        resume = Some(d);
+    } else {
+        w.truncate(0)?;
+    }
+    if w.total().is_none() {
+        w.set_total(desc.size)?;
+    }
+    Ok(Some((Ingest(w), resume)))
 }
 
 /// A content-store writer as the registry client's sink. Writes go to the
@@ -245,44 +318,15 @@ impl Manager {
         let config_digest = self
             .content
             .write_blob(config_bytes, Some(&resolved.manifest.config.digest))?;
-        // Layers: streamed into ingests, committed only when verified.
-        for l in &resolved.manifest.layers {
-            if self.content.contains(&l.digest)? {
-                continue;
-            }
-            let reference = format!("pull-{}", l.digest);
-            let mut w = self.content.writer(&reference)?;
-            // What an earlier, interrupted run fetched is hashed again and
-            // the download continues after it (Range); anything odd about
-            // the leftover (too long, another total) starts from zero.
-            let mut resume = None;
-            if w.offset() > 0 && w.offset() <= l.size && w.total().is_none_or(|t| t == l.size) {
-                let mut d = pluginctl_oci::Digester::new(l.digest.algorithm());
-                io::copy(&mut w.prefix()?, &mut d)
-                    .map_err(|e| Error::io(self.content.path(), e))?;
-                resume = Some(d);
-            } else {
-                w.truncate(0)?;
-            }
-            if w.total().is_none() {
-                w.set_total(l.size)?;
-            }
-            let mut sink = Ingest(w);
-            match client.fetch_blob(r, l, &mut sink, resume).await {
-                Ok(()) => {}
-                Err(
-                    e @ (pluginctl_registry::Error::DigestMismatch { .. }
-                    | pluginctl_registry::Error::SizeMismatch { .. }),
-                ) => {
-                    // Never resume from bytes that did not verify.
-                    drop(sink);
-                    self.content.abort(&reference)?;
-                    return Err(registry_err(e));
-                }
-                Err(e) => return Err(registry_err(e)),
-            }
-            sink.0.commit(Some(l.size), Some(&l.digest))?;
-        }
+        // Layers: streamed into ingests (three at once, the client's
+        // transfer limit), committed only when verified.
+        let sinks = Arc::new(ContentSinks {
+            content: self.content.clone(),
+        });
+        client
+            .fetch_blobs(r, &resolved.manifest.layers, sinks)
+            .await
+            .map_err(registry_err)?;
         Ok((manifest_digest, config_digest))
     }
 

@@ -67,6 +67,17 @@ pub trait BlobSinks: Send + Sync + 'static {
         desc: &Descriptor,
         sink: Self::Sink,
     ) -> impl Future<Output = io::Result<()>> + Send;
+    /// The bytes in `sink` did not verify (digest or size): a later pull
+    /// must not resume from them. The default drops the sink.
+    fn reject(
+        &self,
+        desc: &Descriptor,
+        sink: Self::Sink,
+    ) -> impl Future<Output = io::Result<()>> + Send {
+        let _ = desc;
+        drop(sink);
+        std::future::ready(Ok(()))
+    }
 }
 
 /// A URL that cannot be built from a repository path (never for a parsed
@@ -653,10 +664,9 @@ impl Client {
     }
 
     /// Pulls an image: resolves `reference` for `platform`, then fetches the
-    /// config and every layer into `sinks` (at most the client's transfer
-    /// limit at once), committing each blob only after it verified. Blobs
-    /// the sinks already have are skipped. Returns the resolved manifest;
-    /// the manifest and index bytes are for the caller to store.
+    /// config and every layer into `sinks` ([`Client::fetch_blobs`]).
+    /// Returns the resolved manifest; the manifest and index bytes are for
+    /// the caller to store.
     pub async fn pull<S: BlobSinks>(
         &self,
         reference: &Reference,
@@ -664,16 +674,35 @@ impl Client {
         sinks: Arc<S>,
     ) -> Result<Resolved> {
         let resolved = self.resolve(reference, platform).await?;
-        // A digest listed twice (a repeated layer) is fetched once.
-        let mut blobs: Vec<Descriptor> = Vec::new();
-        for d in std::iter::once(&resolved.manifest.config).chain(&resolved.manifest.layers) {
-            if !blobs.iter().any(|b| b.digest == d.digest) {
-                blobs.push(d.clone());
+        let blobs: Vec<Descriptor> = std::iter::once(&resolved.manifest.config)
+            .chain(&resolved.manifest.layers)
+            .cloned()
+            .collect();
+        self.fetch_blobs(reference, &blobs, sinks).await?;
+        Ok(resolved)
+    }
+
+    /// Fetches `blobs` of `reference`'s repository into `sinks`, at most the
+    /// client's transfer limit at once (3 by default, as Docker), each
+    /// committed only after it verified; a blob whose bytes did not verify
+    /// is handed back to [`BlobSinks::reject`]. Blobs the sinks already
+    /// have are skipped, a digest listed twice is fetched once, and the
+    /// first failure stops the others. The one pull loop of the crate.
+    pub async fn fetch_blobs<S: BlobSinks>(
+        &self,
+        reference: &Reference,
+        blobs: &[Descriptor],
+        sinks: Arc<S>,
+    ) -> Result<()> {
+        let mut unique: Vec<Descriptor> = Vec::new();
+        for d in blobs {
+            if !unique.iter().any(|b| b.digest == d.digest) {
+                unique.push(d.clone());
             }
         }
         let mut tasks = tokio::task::JoinSet::new();
         let repo = reference.without_tag_or_digest();
-        for desc in blobs {
+        for desc in unique {
             let client = self.clone();
             let sinks = Arc::clone(&sinks);
             let repo = repo.clone();
@@ -697,7 +726,7 @@ impl Client {
         }
         match first_err {
             Some(e) => Err(e),
-            None => Ok(resolved),
+            None => Ok(()),
         }
     }
 
@@ -721,7 +750,14 @@ impl Client {
             });
             return Ok(());
         };
-        self.fetch_blob_held(repo, desc, &mut sink, resume).await?;
-        sinks.commit(desc, sink).await.map_err(io_err)
+        match self.fetch_blob_held(repo, desc, &mut sink, resume).await {
+            Ok(()) => sinks.commit(desc, sink).await.map_err(io_err),
+            Err(e @ (Error::DigestMismatch { .. } | Error::SizeMismatch { .. })) => {
+                // Bytes that did not verify must never be resumed from.
+                sinks.reject(desc, sink).await.map_err(io_err)?;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
     }
 }
