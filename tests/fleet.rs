@@ -296,6 +296,13 @@ fn login_checks_stores_and_logout_erases() {
             .unwrap(),
     );
     assert!(err.contains("none is configured"), "{err}");
+    assert!(
+        err.trim_end().ends_with(&format!(
+            "`pluginctl login {}` stores credentials for it",
+            reg.host
+        )),
+        "{err}"
+    );
 }
 
 #[test]

@@ -174,3 +174,72 @@ fn rm_unmounts_what_is_mounted_under_the_plugin_and_keeps_its_data() {
         "{mounts}"
     );
 }
+
+#[test]
+fn an_unreadable_record_is_named_and_hides_nothing_else() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let ctx = tmp.path().join("ctx");
+    sample_context(&ctx);
+    for name in ["good:1", "damaged:1", "future:1"] {
+        ok(&pluginctl(&root)
+            .arg("create")
+            .arg(name)
+            .arg(&ctx)
+            .output()
+            .unwrap());
+    }
+    let id_of = |name: &str| {
+        ok(&pluginctl(&root)
+            .args(["inspect", "--format", "{{.Id}}", name])
+            .output()
+            .unwrap())
+        .trim()
+        .to_owned()
+    };
+    let (damaged, future) = (id_of("damaged:1"), id_of("future:1"));
+    let record = |id: &str| root.join("plugins").join(id).join("plugin.json");
+    std::fs::write(record(&damaged), "{\"id\": ").unwrap();
+    let text = std::fs::read_to_string(record(&future)).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["format"], 1, "records say their format");
+    v["format"] = 2.into();
+    std::fs::write(record(&future), serde_json::to_vec(&v).unwrap()).unwrap();
+
+    let out = pluginctl(&root).args(["ls", "-q"]).output().unwrap();
+    let listed = ok(&out);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "plugin {damaged} cannot be read: {}",
+            record(&damaged).display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("record format 2 is from a later pluginctl"),
+        "{stderr}"
+    );
+    // Their blobs cannot be told from garbage: gc refuses, naming one.
+    let err = fails(&pluginctl(&root).arg("gc").output().unwrap());
+    assert!(err.contains("not collecting garbage while"), "{err}");
+    // Removing a readable plugin still works (its gc is left for later).
+    ok(&pluginctl(&root).args(["rm", "good:1"]).output().unwrap());
+    // rm -f by ID removes an unreadable one; without -f it is not found.
+    fails(&pluginctl(&root).args(["rm", &damaged]).output().unwrap());
+    assert_eq!(
+        ok(&pluginctl(&root)
+            .args(["rm", "-f", &damaged[..12]])
+            .output()
+            .unwrap())
+        .trim(),
+        damaged
+    );
+    ok(&pluginctl(&root)
+        .args(["rm", "-f", &future])
+        .output()
+        .unwrap());
+    ok(&pluginctl(&root).arg("gc").output().unwrap());
+    assert_eq!(std::fs::read_dir(root.join("plugins")).unwrap().count(), 0);
+}

@@ -44,7 +44,7 @@ use pluginctl_oci::{
 use pluginctl_rootfs::layer::Compression;
 
 use store::Layout;
-pub use store::Record;
+pub use store::{RECORD_FORMAT, Record, Unreadable};
 
 /// What can go wrong managing plugins. Each names the plugin, reference,
 /// digest or path at fault.
@@ -82,8 +82,9 @@ pub enum Error {
     #[error(transparent)]
     Rootfs(#[from] pluginctl_rootfs::Error),
     /// The registry failed (its message names the reference or digest).
-    #[error("{0}")]
-    Registry(String),
+    /// Kept typed: a caller can tell "unauthorized" from "not found".
+    #[error(transparent)]
+    Registry(#[from] pluginctl_registry::Error),
     /// A file operation failed; the message names the path.
     #[error("{0}")]
     Fs(std::io::Error),
@@ -457,6 +458,7 @@ impl Manager {
             manifest_bytes.len() as u64,
         );
         let record = Record {
+            format: store::RECORD_FORMAT,
             id: id.to_owned(),
             name: reference.to_string(),
             // Docker shows a created plugin's own name as its reference,
@@ -509,6 +511,33 @@ impl Manager {
         std::fs::rename(&staging, &target).map_err(|e| Error::io(&target, e))
     }
 
+    /// The plugin records that cannot be read (a damaged file, or one of a
+    /// later format): [`Manager::list`] leaves them out, `gc` refuses to
+    /// run while there are any, [`Manager::remove_unreadable`] removes one.
+    pub fn unreadable(&self) -> Result<Vec<Unreadable>> {
+        let lock = self.layout.lock()?;
+        Ok(self.layout.scan(&lock)?.1)
+    }
+
+    /// Removes the plugin whose record cannot be read, by its ID (the
+    /// directory's name) or a unique prefix of it; returns the ID. What it
+    /// mounted is unmounted first, nothing is deleted across a mount.
+    pub fn remove_unreadable(&self, what: &str) -> Result<String> {
+        let _op = self.layout.operation()?;
+        let lock = self.layout.lock()?;
+        let (_, unreadable) = self.layout.scan(&lock)?;
+        let matching: Vec<&Unreadable> = unreadable
+            .iter()
+            .filter(|u| !what.is_empty() && u.id.starts_with(what))
+            .collect();
+        let [u] = matching.as_slice() else {
+            return Err(Error::NotFound(what.to_owned()));
+        };
+        self.layout.discard(&lock, &u.id)?;
+        tracing::info!(id = %u.id, "removed a plugin whose record could not be read");
+        Ok(u.id.clone())
+    }
+
     /// Every complete plugin, by name.
     pub fn list(&self) -> Result<Vec<Record>> {
         let lock = self.layout.lock()?;
@@ -552,7 +581,10 @@ impl Manager {
         }
         tracing::info!(plugin = %record.familiar_name(), id = %record.id, "removed");
         drop(lock);
-        self.gc()?;
+        // The plugin is gone; blobs left behind are the next gc's.
+        if let Err(e) = self.gc() {
+            tracing::warn!("{e}");
+        }
         Ok(record)
     }
 
@@ -570,8 +602,18 @@ impl Manager {
 
     fn gc_idle(&self, ingest_max_age: std::time::Duration) -> Result<GcSummary> {
         let lock = self.layout.lock()?;
+        let (records, unreadable) = self.layout.scan(&lock)?;
+        if let Some(u) = unreadable.first() {
+            // Its blobs cannot be told from garbage.
+            return Err(Error::State(format!(
+                "not collecting garbage while {} cannot be read ({}): fix it, or remove that plugin with `rm -f {}`",
+                u.path.display(),
+                u.error,
+                u.id
+            )));
+        }
         let mut roots: Vec<Digest> = Vec::new();
-        for r in self.layout.records(&lock)? {
+        for r in records {
             roots.extend(r.roots());
         }
         let report = self.content.gc(&roots, ingest_max_age)?;

@@ -45,11 +45,6 @@ impl InstallOptions {
     }
 }
 
-#[allow(clippy::needless_pass_by_value)] // the shape map_err wants
-fn registry_err(e: pluginctl_registry::Error) -> Error {
-    Error::Registry(e.to_string())
-}
-
 /// The content store as the registry client's blob sinks: one ingest per
 /// blob (`pull-<digest>`), resumed from what an interrupted run left.
 struct ContentSinks {
@@ -154,7 +149,7 @@ impl Manager {
         let resolved = client
             .resolve(reference, platform)
             .await
-            .map_err(registry_err)?;
+            .map_err(Error::Registry)?;
         let config = &resolved.manifest.config;
         if config.media_type.as_str() != PLUGIN_CONFIG_TYPE {
             return Err(Error::Invalid(format!(
@@ -165,7 +160,7 @@ impl Manager {
         let bytes = client
             .fetch_blob_bytes(reference, config, PluginConfig::MAX_BYTES as u64)
             .await
-            .map_err(registry_err)?;
+            .map_err(Error::Registry)?;
         let parsed = PluginConfig::from_slice(&bytes)
             .map_err(|e| Error::Invalid(format!("{reference}: {}", crate::chain(&e))))?;
         Ok((resolved, bytes, parsed))
@@ -270,6 +265,7 @@ impl Manager {
         let (manifest_digest, config_digest) =
             self.pull_blobs(client, r, resolved, config_bytes).await?;
         let record = Record {
+            format: store::RECORD_FORMAT,
             id: id.to_owned(),
             name: local.to_string(),
             reference: r.to_string(),
@@ -326,7 +322,7 @@ impl Manager {
         client
             .fetch_blobs(r, &resolved.manifest.layers, sinks)
             .await
-            .map_err(registry_err)?;
+            .map_err(Error::Registry)?;
         Ok((manifest_digest, config_digest))
     }
 
@@ -384,6 +380,7 @@ impl Manager {
             .pull_blobs(client, &r, &resolved, &config_bytes)
             .await?;
         let next = Record {
+            format: store::RECORD_FORMAT,
             manifest: Descriptor::new(
                 resolved.descriptor.media_type.clone(),
                 manifest_digest,
@@ -463,7 +460,7 @@ impl Manager {
         let digest = client
             .push(&reference, &media_type, &manifest, &blobs, None)
             .await
-            .map_err(registry_err)?;
+            .map_err(Error::Registry)?;
         let tag = reference.tag().unwrap_or("latest").to_owned();
         Ok((tag, digest, manifest.len() as u64))
     }

@@ -11,9 +11,33 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
+/// The format of `plugin.json` this release writes and reads.
+pub const RECORD_FORMAT: u32 = 1;
+
+fn first_format() -> u32 {
+    1
+}
+
+/// A plugin record that cannot be read: the plugin's directory name (its
+/// ID), the file, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The directory's name under `plugins/`.
+    pub id: String,
+    /// The record file.
+    pub path: PathBuf,
+    /// Why it cannot be read, on one line.
+    pub error: String,
+}
+
 /// What `plugins/<id>/plugin.json` holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
+    /// The record's format ([`RECORD_FORMAT`]); records written before it
+    /// was kept are format 1. A later format is not read (it is listed as
+    /// unreadable), never half-understood.
+    #[serde(default = "first_format")]
+    pub format: u32,
     /// 64 hex characters.
     pub id: String,
     /// The normalised name with its tag (`docker.io/library/sample:latest`).
@@ -180,9 +204,16 @@ impl Layout {
 
     /// Every record, incomplete ones included. A record that does not parse
     /// is an error naming its file.
-    pub fn records(&self, _lock: &MetaLock) -> Result<Vec<Record>> {
+    pub fn records(&self, lock: &MetaLock) -> Result<Vec<Record>> {
+        Ok(self.scan(lock)?.0)
+    }
+
+    /// Every record that reads, by name, and every one that does not: one
+    /// bad `plugin.json` must not hide the others.
+    pub fn scan(&self, _lock: &MetaLock) -> Result<(Vec<Record>, Vec<Unreadable>)> {
         let dir = self.root.join("plugins");
         let mut out = Vec::new();
+        let mut bad = Vec::new();
         for e in fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
             let e = e.map_err(|e| Error::io(&dir, e))?;
             let path = e.path().join("plugin.json");
@@ -193,13 +224,23 @@ impl Layout {
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(err) => return Err(Error::io(&path, err)),
             };
-            let r: Record = serde_json::from_slice(&bytes).map_err(|err| {
-                Error::Invalid(format!("{}: not a plugin record: {err}", path.display()))
-            })?;
-            out.push(r);
+            let unreadable = |error: String| Unreadable {
+                id: e.file_name().to_string_lossy().into_owned(),
+                path: path.clone(),
+                error,
+            };
+            match serde_json::from_slice::<Record>(&bytes) {
+                Ok(r) if r.format > RECORD_FORMAT => bad.push(unreadable(format!(
+                    "record format {} is from a later pluginctl (this one reads format {RECORD_FORMAT})",
+                    r.format
+                ))),
+                Ok(r) => out.push(r),
+                Err(err) => bad.push(unreadable(format!("not a plugin record: {err}"))),
+            }
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        bad.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok((out, bad))
     }
 
     /// Writes a record atomically (temp file, fsync, rename, directory fsync).

@@ -140,6 +140,15 @@ pub(crate) fn ls(g: &Global, a: &LsArgs) -> Result<()> {
         .into_iter()
         .filter(|r| filters.matches(r))
         .collect();
+    for u in m.unreadable()? {
+        eprintln!(
+            "pluginctl: plugin {} cannot be read: {}: {}; `pluginctl rm -f {}` removes it",
+            u.id,
+            u.path.display(),
+            u.error,
+            u.id
+        );
+    }
     let mut out = std::io::stdout().lock();
     if a.format.as_deref() == Some("json") {
         let plugins: Vec<_> = records.iter().map(pluginctl_manager::to_plugin).collect();
@@ -284,8 +293,16 @@ pub(crate) fn rm(g: &Global, a: &RmArgs) -> Result<()> {
             // Not removed if this fails: it may still run on its rootfs.
             m.disable(&r.id, &opts, true)?;
         }
-        let r = m.remove(p, a.force)?;
-        println!("{}", r.familiar_name());
+        match m.remove(p, a.force) {
+            Ok(r) => println!("{}", r.familiar_name()),
+            // A plugin whose record cannot be read goes only with -f.
+            Err(pluginctl_manager::Error::NotFound(_))
+                if a.force && m.unreadable()?.iter().any(|u| u.id.starts_with(p)) =>
+            {
+                println!("{}", m.remove_unreadable(p)?);
+            }
+            Err(e) => return Err(e.into()),
+        }
         Ok(())
     })
 }
@@ -333,6 +350,26 @@ thread_local! {
 
 /// An error of a command that asked for privileges, with what to do when
 /// there was no terminal to ask on: one line still.
+/// A registry that refused who we are: say how to log in to it.
+fn login_hint(e: anyhow::Error, reference: &str) -> anyhow::Error {
+    let refused = e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<pluginctl_manager::Error>(),
+            Some(pluginctl_manager::Error::Registry(r)) if r.is_unauthorized()
+        )
+    });
+    let domain = pluginctl_manager::oci::Reference::parse(reference)
+        .map(|r| r.domain().to_owned())
+        .ok();
+    match domain {
+        Some(d) if refused => anyhow::anyhow!(
+            "{}; `pluginctl login {d}` stores credentials for it",
+            crate::chain(&e)
+        ),
+        _ => e,
+    }
+}
+
 fn grant_hint(e: anyhow::Error) -> anyhow::Error {
     if NO_TERMINAL.get() {
         anyhow::anyhow!(
@@ -383,7 +420,8 @@ pub(crate) fn privileges(g: &Global, a: &PrivilegesArgs) -> Result<()> {
     let client = g.client()?;
     let list = runtime()?
         .block_on(m.privileges(&client, &a.reference))
-        .with_context(|| format!("privileges of {}", a.reference))?;
+        .with_context(|| format!("privileges of {}", a.reference))
+        .map_err(|e| login_hint(e, &a.reference))?;
     let mut out = std::io::stdout().lock();
     match a.format.as_str() {
         "json" => {
@@ -434,6 +472,7 @@ pub(crate) fn install(g: &Global, a: &InstallArgs) -> Result<()> {
     let r = runtime()?
         .block_on(m.install(&client, &a.reference, &opts, |p| grant(p, all, &reference)))
         .with_context(|| format!("installing {}", a.reference))
+        .map_err(|e| login_hint(e, &a.reference))
         .map_err(grant_hint)?;
     warn_unknown(&r);
     println!("Installed plugin {}", r.familiar_name());
@@ -456,7 +495,8 @@ pub(crate) fn push(g: &Global, a: &PushArgs) -> Result<()> {
     let client = g.client()?;
     let (tag, digest, size) = runtime()?
         .block_on(m.push(&client, &a.name))
-        .with_context(|| format!("pushing {}", a.name))?;
+        .with_context(|| format!("pushing {}", a.name))
+        .map_err(|e| login_hint(e, &a.name))?;
     println!("{tag}: digest: {digest} size: {size}");
     Ok(())
 }

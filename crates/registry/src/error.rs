@@ -308,6 +308,17 @@ impl Error {
         }
     }
 
+    /// True when the registry refused who we are: an authentication
+    /// failure, or its `UNAUTHORIZED`/`DENIED` answer (credentials missing
+    /// or wrong; `login` is the remedy).
+    pub fn is_unauthorized(&self) -> bool {
+        matches!(self, Error::Auth { .. })
+            || matches!(
+                self.code(),
+                Some(ErrorCode::Unauthorized | ErrorCode::Denied)
+            )
+    }
+
     /// True for a 404 (whatever the envelope says).
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
