@@ -21,7 +21,8 @@ const INTERNAL: &[(&str, &[&str])] = &[
     ("pluginctl-registry", &["pluginctl-oci"]),
     ("pluginctl-rootfs", &["pluginctl-oci"]),
     ("pluginctl-privileges", &["pluginctl-oci"]),
-    ("pluginctl-runtime", &["pluginctl-oci"]),
+    ("pluginctl-runtime", &["pluginctl-oci", "pluginctl-rootfs"]),
+    ("pluginctl-layers", &["pluginctl-oci", "pluginctl-rootfs"]),
     (
         "pluginctl-manager",
         &[
@@ -31,6 +32,7 @@ const INTERNAL: &[(&str, &[&str])] = &[
             "pluginctl-rootfs",
             "pluginctl-privileges",
             "pluginctl-runtime",
+            "pluginctl-layers",
         ],
     ),
 ];
@@ -43,6 +45,7 @@ const NO_TOKIO: &[&str] = &[
     "pluginctl-rootfs",
     "pluginctl-privileges",
     "pluginctl-runtime",
+    "pluginctl-layers",
 ];
 
 /// Application-only crates: never in a library's normal dependencies.

@@ -33,6 +33,11 @@ pub struct Options {
     pub tar_limits: tar::Limits,
     /// Bounds on decompression.
     pub decompress_limits: decompress::Limits,
+    /// Write whiteouts in overlayfs form instead of applying them: a
+    /// deleted name becomes a 0:0 character device, an opaque directory
+    /// gets `trusted.overlay.opaque=y`. For extracting one layer on its own
+    /// (an overlay lower directory); needs root.
+    pub overlay_whiteouts: bool,
 }
 
 /// What applying did.
@@ -121,6 +126,26 @@ impl<'a> Extractor<'a> {
     }
 }
 
+/// Where an entry lands inside the target when its layer is extracted on
+/// its own with [`Options::overlay_whiteouts`], as a relative path (`None`
+/// for the root's own entry, AUFS metadata and opaque markers). The path is
+/// cleaned as extraction cleans it (`./a//b` is `a/b`); an unsafe name is
+/// the same error extraction gives.
+pub fn landing(h: &Header) -> Result<Option<Vec<u8>>> {
+    let (parent, base) = match whiteout::plan(h)? {
+        Plan::Skip | Plan::Opaque { .. } => return Ok(None),
+        Plan::Delete { parent, target } => (parent, target),
+        Plan::Add { parent, base } => (parent, base),
+    };
+    let mut out = Vec::new();
+    for c in parent {
+        out.extend_from_slice(c);
+        out.push(b'/');
+    }
+    out.extend_from_slice(base);
+    Ok(Some(out))
+}
+
 /// Applies layers in order, lowest first.
 pub fn apply_layers<R: Read + Send>(
     root: &Path,
@@ -183,6 +208,35 @@ impl Applier<'_> {
     fn entry(&mut self, h: &Header, data: &mut dyn Read) -> Result<()> {
         let (parent, base) = match whiteout::plan(h)? {
             Plan::Skip => return Ok(()),
+            Plan::Opaque { parent } if self.options.overlay_whiteouts => {
+                self.stats.whiteouts += 1;
+                let (dir, _) = self
+                    .open_parent(h, &parent, true)?
+                    .expect("created when missing");
+                return rfs::fsetxattr(
+                    &dir,
+                    "trusted.overlay.opaque",
+                    b"y",
+                    rfs::XattrFlags::empty(),
+                )
+                .map_err(io_err(h, "marking the directory opaque"));
+            }
+            Plan::Delete { parent, target } if self.options.overlay_whiteouts => {
+                self.stats.whiteouts += 1;
+                let (dir, parent_real) = self
+                    .open_parent(h, &parent, true)?
+                    .expect("created when missing");
+                self.remove(h, dir.as_fd(), target)?;
+                self.mark_created(&child_path(&parent_real, target));
+                return rfs::mknodat(
+                    &dir,
+                    target,
+                    FileType::CharacterDevice,
+                    Mode::empty(),
+                    rfs::makedev(0, 0),
+                )
+                .map_err(io_err(h, "writing the whiteout"));
+            }
             Plan::Opaque { parent } => {
                 self.stats.whiteouts += 1;
                 if let Some((dir, mut prefix)) = self.open_parent(h, &parent, false)? {

@@ -5,7 +5,9 @@
 //! - [`decompress`]: plain tar, gzip or zstd, detected by magic bytes, with
 //!   limits on decompressed size, ratio and zstd window.
 //! - [`extract`]: applies layers to a directory without ever writing outside
-//!   it, with OCI whiteouts.
+//!   it, with OCI whiteouts (or, for one layer on its own, whiteouts in
+//!   overlayfs form);
+//! - [`remove`]: deletes a tree without crossing a mount.
 //!
 //! Synchronous `std::io`; everything takes `impl Read`, not store paths.
 //!
@@ -38,6 +40,7 @@ pub mod flatten;
 pub mod layer;
 mod path;
 pub mod readahead;
+pub mod remove;
 pub mod tar;
 pub mod whiteout;
 

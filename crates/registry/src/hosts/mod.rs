@@ -5,12 +5,12 @@
 //! `_default` that exists under a hosts root (in the roots' order; never
 //! merged) says it, as containerd and dockerd read `/etc/docker/certs.d`:
 //!
-//! - with a `hosts.toml` ([`file`]): its `[host."URL"]` tables in file order,
+//! - with a `hosts.toml` (`file.rs`): its `[host."URL"]` tables in file order,
 //!   then `server` (the registry itself when absent), each with its
 //!   capabilities, CAs, client certificates, headers and dial timeout;
-//! - without one, Docker's cert files ([`certs`]) for the registry itself;
+//! - without one, Docker's cert files (`certs.rs`) for the registry itself;
 //! - for `docker.io` without a host list, `daemon.json`'s
-//!   `registry-mirrors` in front ([`daemon`]).
+//!   `registry-mirrors` in front (`daemon.rs`).
 //!
 //! Pure configuration: this module reads files and says what they mean;
 //! the client decides when to use which host.

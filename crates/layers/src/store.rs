@@ -1,0 +1,756 @@
+//! The layer store: records in `layers.json`, each layer's own entries in
+//! overlay form in `<id>/diff/`, its tar-split in `<id>/tar-split.gz`.
+//!
+//! Locks: `lock` (flock) guards `layers.json`, held only to read or write
+//! it; `<id>.lock` is held by whoever applies layer `<id>` for the whole
+//! apply, so a second process applying the same layer waits and then finds
+//! it done, and a layer left `incomplete` by a dead process (its lock free)
+//! is removed by the next writer.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd as _;
+use std::path::{Path, PathBuf};
+
+use pluginctl_oci::{Algorithm, Digest, Digester};
+use pluginctl_rootfs::decompress;
+use pluginctl_rootfs::extract::{self, Extractor, Options};
+use pluginctl_rootfs::tar::{Kind, Reader};
+use serde::{Deserialize, Serialize};
+
+use crate::split::{Record, Recorder, SplitReader, SplitWriter, hex32};
+use crate::{Error, Result, chain_id};
+
+/// The format of `layers.json` this release writes and reads.
+const FORMAT: u32 = 1;
+
+/// A compressed blob a layer was applied from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compressed {
+    /// Its digest (as in a manifest).
+    pub digest: Digest,
+    /// Its size.
+    pub size: u64,
+    /// `gzip`, `zstd` or `none`.
+    pub compression: String,
+}
+
+/// One layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layer {
+    /// Its ChainID: the parent's ChainID and its own diff_id.
+    pub id: Digest,
+    /// The layer below, by ChainID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Digest>,
+    /// The digest of its uncompressed tar.
+    pub diff_id: Digest,
+    /// Bytes of its uncompressed tar.
+    pub size: u64,
+    /// Every compressed blob it was applied from.
+    #[serde(default)]
+    pub compressed: Vec<Compressed>,
+    /// When it was applied, RFC 3339 UTC.
+    pub created: String,
+    /// The UIDs its entries own (whiteouts excluded), sorted.
+    #[serde(default)]
+    pub uids: Vec<u32>,
+    /// The GIDs, sorted.
+    #[serde(default)]
+    pub gids: Vec<u32>,
+    /// Set until the layer is fully applied.
+    #[serde(default)]
+    pub incomplete: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct File_ {
+    format: u32,
+    /// Incremented on every change: a reader that kept the records can
+    /// tell whether they changed.
+    token: u64,
+    layers: Vec<Layer>,
+}
+
+/// What `check` found different from what was applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckReport {
+    /// Files whose contents changed.
+    pub changed: Vec<String>,
+    /// Entries that are gone.
+    pub missing: Vec<String>,
+    /// Entries the layer never had.
+    pub added: Vec<String>,
+}
+
+impl CheckReport {
+    /// Whether nothing differs.
+    pub fn is_clean(&self) -> bool {
+        self.changed.is_empty() && self.missing.is_empty() && self.added.is_empty()
+    }
+}
+
+/// A layer store rooted at a directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating) the store at `root` for writing: layers left
+    /// incomplete by a process that died are removed.
+    pub fn open(root: &Path) -> Result<Store> {
+        fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+        let store = Store {
+            root: root.to_owned(),
+        };
+        store.remove_abandoned()?;
+        Ok(store)
+    }
+
+    /// The store's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A layer's directory of its own entries (overlay form): what an
+    /// overlay mount takes as a lower directory.
+    pub fn diff_dir(&self, id: &Digest) -> PathBuf {
+        self.layer_dir(id).join("diff")
+    }
+
+    fn layer_dir(&self, id: &Digest) -> PathBuf {
+        self.root.join(id.encoded())
+    }
+
+    fn lock_file(&self, name: &str, wait: bool) -> Result<Option<File>> {
+        let path = self.root.join(name);
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        if wait {
+            f.lock().map_err(|e| Error::io(&path, e))?;
+            return Ok(Some(f));
+        }
+        match f.try_lock() {
+            Ok(()) => Ok(Some(f)),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+        }
+    }
+
+    fn meta_lock(&self) -> Result<File> {
+        Ok(self.lock_file("lock", true)?.expect("a waiting lock"))
+    }
+
+    fn read_records(&self) -> Result<File_> {
+        let path = self.root.join("layers.json");
+        match fs::read(&path) {
+            Ok(b) => {
+                let f: File_ = serde_json::from_slice(&b)
+                    .map_err(|e| Error::Corrupt(format!("{}: {e}", path.display())))?;
+                if f.format > FORMAT {
+                    return Err(Error::Corrupt(format!(
+                        "{}: format {} is from a later pluginctl",
+                        path.display(),
+                        f.format
+                    )));
+                }
+                Ok(f)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(File_ {
+                format: FORMAT,
+                token: 0,
+                layers: Vec::new(),
+            }),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    fn write_records(&self, mut f: File_) -> Result<()> {
+        f.token += 1;
+        f.format = FORMAT;
+        let path = self.root.join("layers.json");
+        let tmp = self.root.join("layers.json.tmp");
+        let bytes = serde_json::to_vec_pretty(&f).expect("records serialise");
+        let write = || -> io::Result<()> {
+            let mut file = File::create(&tmp)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            File::open(&self.root)?.sync_all()
+        };
+        write().map_err(|e| Error::io(&path, e))
+    }
+
+    /// Every layer, complete or not.
+    pub fn layers(&self) -> Result<Vec<Layer>> {
+        let _lock = self.meta_lock()?;
+        Ok(self.read_records()?.layers)
+    }
+
+    /// The change token: different after any change to the records.
+    pub fn token(&self) -> Result<u64> {
+        let _lock = self.meta_lock()?;
+        Ok(self.read_records()?.token)
+    }
+
+    /// A complete layer by ChainID, a unique prefix of one (hex, with or
+    /// without `sha256:`), its diff_id, or a compressed digest it was
+    /// applied from.
+    pub fn get(&self, what: &str) -> Result<Layer> {
+        let layers: Vec<Layer> = self
+            .layers()?
+            .into_iter()
+            .filter(|l| !l.incomplete)
+            .collect();
+        if let Ok(d) = Digest::parse(what) {
+            if let Some(l) = layers.iter().find(|l| l.id == d) {
+                return Ok(l.clone());
+            }
+            if let Some(l) = layers.iter().find(|l| l.diff_id == d) {
+                return Ok(l.clone());
+            }
+            if let Some(l) = layers
+                .iter()
+                .find(|l| l.compressed.iter().any(|c| c.digest == d))
+            {
+                return Ok(l.clone());
+            }
+        }
+        let hex = what.strip_prefix("sha256:").unwrap_or(what);
+        let found: Vec<&Layer> = layers
+            .iter()
+            .filter(|l| !hex.is_empty() && l.id.encoded().starts_with(hex))
+            .collect();
+        match found.as_slice() {
+            [l] => Ok((*l).clone()),
+            [] => Err(Error::NotFound(what.to_owned())),
+            many => Err(Error::Ambiguous(
+                what.to_owned(),
+                many.iter()
+                    .map(|l| l.id.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )),
+        }
+    }
+
+    /// Removes layers a dead process left incomplete (their apply lock is
+    /// free), and directories no record names.
+    fn remove_abandoned(&self) -> Result<()> {
+        let _lock = self.meta_lock()?;
+        let mut f = self.read_records()?;
+        let before = f.layers.len();
+        let mut keep = Vec::new();
+        for l in f.layers.drain(..) {
+            if l.incomplete
+                && let Some(_held) = self.lock_file(&format!("{}.lock", l.id.encoded()), false)?
+            {
+                remove_tree(&self.layer_dir(&l.id))?;
+                tracing::info!(layer = %l.id, "removed a layer a dead process left incomplete");
+                continue;
+            }
+            keep.push(l);
+        }
+        f.layers = keep;
+        if f.layers.len() != before {
+            self.write_records(f)?;
+        }
+        Ok(())
+    }
+
+    /// Applies a layer on `parent` (a ChainID, `None` for the first): one
+    /// streaming pass over `blob` (gzip, zstd or plain tar) that
+    /// decompresses, checks the result against `diff_id`, writes the
+    /// tar-split, collects owners and extracts in overlay form, reading the
+    /// input to its end. A layer already present is not applied again (the
+    /// blob is not read); `compressed` is added to its record.
+    pub fn apply(
+        &self,
+        parent: Option<&Digest>,
+        diff_id: &Digest,
+        blob: impl Read + Send,
+        compressed: Option<Compressed>,
+    ) -> Result<Layer> {
+        let id = chain_id(parent, diff_id);
+        if let Some(p) = parent {
+            self.get(&p.to_string())?;
+        }
+        // Whoever applies this layer holds its lock for the whole apply: a
+        // second process waits here, then finds it done.
+        let _apply = self
+            .lock_file(&format!("{}.lock", id.encoded()), true)?
+            .expect("a waiting lock");
+        {
+            let _lock = self.meta_lock()?;
+            let mut f = self.read_records()?;
+            if let Some(l) = f.layers.iter_mut().find(|l| l.id == id) {
+                if !l.incomplete {
+                    if let Some(c) = compressed
+                        && !l.compressed.iter().any(|x| x.digest == c.digest)
+                    {
+                        l.compressed.push(c);
+                        let done = l.clone();
+                        self.write_records(f)?;
+                        return Ok(done);
+                    }
+                    return Ok(l.clone());
+                }
+                // A dead process's: its lock was free, since we hold it.
+                f.layers.retain(|l| l.id != id);
+            }
+            remove_tree(&self.layer_dir(&id))?;
+            f.layers.push(Layer {
+                id: id.clone(),
+                parent: parent.cloned(),
+                diff_id: diff_id.clone(),
+                size: 0,
+                compressed: compressed.clone().into_iter().collect(),
+                created: now_rfc3339(),
+                uids: Vec::new(),
+                gids: Vec::new(),
+                incomplete: true,
+            });
+            self.write_records(f)?;
+        }
+        let result = self.extract(&id, diff_id, blob);
+        let _lock = self.meta_lock()?;
+        let mut f = self.read_records()?;
+        match result {
+            Ok((size, uids, gids)) => {
+                let l =
+                    f.layers.iter_mut().find(|l| l.id == id).ok_or_else(|| {
+                        Error::Corrupt(format!("layer {id} vanished while applied"))
+                    })?;
+                l.size = size;
+                l.uids = uids.into_iter().collect();
+                l.gids = gids.into_iter().collect();
+                l.incomplete = false;
+                let done = l.clone();
+                self.write_records(f)?;
+                Ok(done)
+            }
+            Err(e) => {
+                f.layers.retain(|l| l.id != id);
+                self.write_records(f)?;
+                remove_tree(&self.layer_dir(&id))?;
+                Err(e)
+            }
+        }
+    }
+
+    /// The apply's one pass; returns the tar's size and the owners.
+    fn extract(
+        &self,
+        id: &Digest,
+        diff_id: &Digest,
+        blob: impl Read + Send,
+    ) -> Result<(u64, BTreeSet<u32>, BTreeSet<u32>)> {
+        let dir = self.layer_dir(id);
+        let diff = dir.join("diff");
+        fs::create_dir_all(&diff).map_err(|e| Error::io(&diff, e))?;
+        let split_tmp = dir.join("tar-split.gz.tmp");
+        let split_file = File::create(&split_tmp).map_err(|e| Error::io(&split_tmp, e))?;
+        let options = Options {
+            allow_devices: true,
+            overlay_whiteouts: true,
+            ..Options::default()
+        };
+        let plain = decompress::decompress(blob, &options.decompress_limits)?;
+        let hashed = Hashing {
+            inner: plain,
+            digester: Digester::new(diff_id.algorithm()),
+            bytes: 0,
+        };
+        let recorder = Recorder::new(hashed, SplitWriter::new(io::BufWriter::new(split_file)));
+        let mut reader = Reader::new(recorder, options.tar_limits);
+        let mut x = Extractor::new(&diff, &options)?;
+        let (mut uids, mut gids) = (BTreeSet::new(), BTreeSet::new());
+        while let Some(h) = reader.next_header()? {
+            let landing = extract::landing(&h)?;
+            let whiteout = pluginctl_rootfs::whiteout::classify(
+                h.path
+                    .rsplit(|b| *b == b'/')
+                    .find(|c| !c.is_empty())
+                    .unwrap_or(&h.path),
+            ) != pluginctl_rootfs::whiteout::Name::Plain;
+            if !whiteout {
+                uids.insert(u32::try_from(h.uid).map_err(|_| {
+                    Error::Invalid(format!("{}: uid {} out of range", h.display_path(), h.uid))
+                })?);
+                gids.insert(u32::try_from(h.gid).map_err(|_| {
+                    Error::Invalid(format!("{}: gid {} out of range", h.display_path(), h.gid))
+                })?);
+            }
+            match (&landing, h.kind) {
+                (Some(path), Kind::File) if !whiteout => reader
+                    .get_mut()
+                    .payload(path.clone(), h.size)
+                    .map_err(|e| Error::io(&dir, e))?,
+                (Some(path), _) => reader
+                    .get_mut()
+                    .name(path)
+                    .map_err(|e| Error::io(&dir, e))?,
+                (None, _) => {}
+            }
+            let mut data = reader.data();
+            x.entry(&h, &mut data)?;
+            io::copy(&mut data, &mut io::sink()).map_err(pluginctl_rootfs::Error::Read)?;
+        }
+        x.finish()?;
+        // Past the end blocks: whatever follows is part of the tar too.
+        let mut recorder = reader.into_inner();
+        io::copy(&mut recorder, &mut io::sink()).map_err(pluginctl_rootfs::Error::Read)?;
+        let (hashed, split) = recorder.finish().map_err(|e| Error::io(&split_tmp, e))?;
+        let actual = hashed.digester.finish();
+        if &actual != diff_id {
+            return Err(Error::DiffIdMismatch {
+                expected: diff_id.clone(),
+                actual,
+            });
+        }
+        let file = split
+            .into_inner()
+            .map_err(|e| Error::io(&split_tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&split_tmp, e))?;
+        let split_path = dir.join("tar-split.gz");
+        fs::rename(&split_tmp, &split_path).map_err(|e| Error::io(&split_path, e))?;
+        Ok((hashed.bytes, uids, gids))
+    }
+
+    /// Writes layer `what`'s uncompressed tar to `out`, byte for byte as it
+    /// was applied (its digest is the diff_id), from its tar-split and its
+    /// files. A file changed since is an error naming it; so is a result
+    /// whose digest is not the diff_id. Memory is bounded by a constant.
+    pub fn diff(&self, what: &str, out: &mut dyn Write) -> Result<u64> {
+        let layer = self.get(what)?;
+        let diff = self.diff_dir(&layer.id);
+        let root_fd = open_dir(&diff)?;
+        let mut split = self.split(&layer)?;
+        let mut hashed = HashingWriter {
+            inner: out,
+            digester: Digester::new(layer.diff_id.algorithm()),
+            bytes: 0,
+        };
+        let mut buf = vec![0u8; 256 << 10];
+        while let Some(rec) = split
+            .next_record()
+            .map_err(|e| self.split_err(&layer, &e))?
+        {
+            match rec {
+                Record::Raw(b) => hashed.write_all(&b).map_err(Error::Write)?,
+                Record::Name(_) => {}
+                Record::File { path, size, sha256 } => {
+                    let shown = String::from_utf8_lossy(&path).into_owned();
+                    let mut f = open_in(&root_fd, &path).map_err(|e| Error::Changed {
+                        layer: layer.id.to_string(),
+                        path: shown.clone(),
+                        why: format!("cannot be opened: {e}"),
+                    })?;
+                    let mut d = Digester::new(Algorithm::Sha256);
+                    let mut left = size;
+                    while left > 0 {
+                        let want = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+                        let n = f.read(&mut buf[..want]).map_err(|e| Error::io(&diff, e))?;
+                        if n == 0 {
+                            return Err(Error::Changed {
+                                layer: layer.id.to_string(),
+                                path: shown,
+                                why: format!("is {left} bytes shorter than it was"),
+                            });
+                        }
+                        d.update(&buf[..n]);
+                        hashed.write_all(&buf[..n]).map_err(Error::Write)?;
+                        left -= n as u64;
+                    }
+                    let more = f.read(&mut buf[..1]).map_err(|e| Error::io(&diff, e))?;
+                    if more != 0 || hex32(d.finish().encoded()).ok() != Some(sha256) {
+                        return Err(Error::Changed {
+                            layer: layer.id.to_string(),
+                            path: shown,
+                            why: "has other contents than the layer had".to_owned(),
+                        });
+                    }
+                }
+            }
+        }
+        let actual = hashed.digester.finish();
+        if actual != layer.diff_id {
+            return Err(Error::DiffIdMismatch {
+                expected: layer.diff_id.clone(),
+                actual,
+            });
+        }
+        Ok(hashed.bytes)
+    }
+
+    /// Compares a layer's files with its tar-split: changed contents,
+    /// missing entries and entries it never had, by name.
+    pub fn check(&self, what: &str) -> Result<CheckReport> {
+        let layer = self.get(what)?;
+        let diff = self.diff_dir(&layer.id);
+        let root_fd = open_dir(&diff)?;
+        let mut split = self.split(&layer)?;
+        let mut report = CheckReport::default();
+        let mut known: BTreeSet<Vec<u8>> = BTreeSet::new();
+        let mut buf = vec![0u8; 256 << 10];
+        while let Some(rec) = split
+            .next_record()
+            .map_err(|e| self.split_err(&layer, &e))?
+        {
+            let path = match rec {
+                Record::Raw(_) => continue,
+                Record::Name(path) => {
+                    if rustix::fs::statat(
+                        &root_fd,
+                        path.as_slice(),
+                        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                    )
+                    .is_err()
+                    {
+                        report
+                            .missing
+                            .push(String::from_utf8_lossy(&path).into_owned());
+                    }
+                    path
+                }
+                Record::File { path, size, sha256 } => {
+                    let shown = String::from_utf8_lossy(&path).into_owned();
+                    match open_in(&root_fd, &path) {
+                        Err(_) => report.missing.push(shown),
+                        Ok(mut f) => {
+                            let mut d = Digester::new(Algorithm::Sha256);
+                            let mut n_total = 0u64;
+                            loop {
+                                let n = f.read(&mut buf).map_err(|e| Error::io(&diff, e))?;
+                                if n == 0 {
+                                    break;
+                                }
+                                d.update(&buf[..n]);
+                                n_total += n as u64;
+                            }
+                            if n_total != size || hex32(d.finish().encoded()).ok() != Some(sha256) {
+                                report.changed.push(shown);
+                            }
+                        }
+                    }
+                    path
+                }
+            };
+            // Every ancestor belongs to the layer too.
+            let mut p = path.as_slice();
+            known.insert(p.to_vec());
+            while let Some(i) = p.iter().rposition(|b| *b == b'/') {
+                p = &p[..i];
+                known.insert(p.to_vec());
+            }
+        }
+        walk(&diff, &mut Vec::new(), &mut |rel| {
+            if !known.contains(rel) {
+                report.added.push(String::from_utf8_lossy(rel).into_owned());
+            }
+        })?;
+        report.changed.sort();
+        report.missing.sort();
+        report.added.sort();
+        report.missing.dedup();
+        Ok(report)
+    }
+
+    fn split(&self, layer: &Layer) -> Result<SplitReader<io::BufReader<File>>> {
+        let path = self.layer_dir(&layer.id).join("tar-split.gz");
+        let f = File::open(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(SplitReader::new(io::BufReader::new(f)))
+    }
+
+    fn split_err(&self, layer: &Layer, e: &io::Error) -> Error {
+        Error::Corrupt(format!(
+            "{}: {e}",
+            self.layer_dir(&layer.id).join("tar-split.gz").display()
+        ))
+    }
+
+    /// Deletes a layer; refused while another layer stands on it.
+    pub fn delete(&self, what: &str) -> Result<Digest> {
+        let layer = self.get(what)?;
+        let _lock = self.meta_lock()?;
+        let mut f = self.read_records()?;
+        if let Some(child) = f
+            .layers
+            .iter()
+            .find(|l| l.parent.as_ref() == Some(&layer.id))
+        {
+            return Err(Error::InUse(format!(
+                "layer {} is the parent of {}",
+                layer.id, child.id
+            )));
+        }
+        f.layers.retain(|l| l.id != layer.id);
+        self.write_records(f)?;
+        remove_tree(&self.layer_dir(&layer.id))?;
+        Ok(layer.id)
+    }
+
+    /// Deletes every complete layer that neither `keep` nor a kept layer's
+    /// ancestry names, and every directory no record names. Returns what
+    /// was deleted.
+    pub fn gc(&self, keep: &[Digest]) -> Result<Vec<Digest>> {
+        let _lock = self.meta_lock()?;
+        let mut f = self.read_records()?;
+        let mut wanted: BTreeSet<Digest> = BTreeSet::new();
+        for k in keep {
+            let mut cur = Some(k.clone());
+            while let Some(id) = cur {
+                if !wanted.insert(id.clone()) {
+                    break;
+                }
+                cur = f
+                    .layers
+                    .iter()
+                    .find(|l| l.id == id)
+                    .and_then(|l| l.parent.clone());
+            }
+        }
+        let removed: Vec<Digest> = f
+            .layers
+            .iter()
+            .filter(|l| !l.incomplete && !wanted.contains(&l.id))
+            .map(|l| l.id.clone())
+            .collect();
+        f.layers.retain(|l| !removed.contains(&l.id));
+        let named: BTreeSet<String> = f.layers.iter().map(|l| l.id.encoded().to_owned()).collect();
+        self.write_records(f)?;
+        for id in &removed {
+            remove_tree(&self.layer_dir(id))?;
+        }
+        for e in fs::read_dir(&self.root).map_err(|e| Error::io(&self.root, e))? {
+            let e = e.map_err(|e| Error::io(&self.root, e))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            if e.path().is_dir() && !named.contains(&name) {
+                remove_tree(&e.path())?;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// The reader that hashes the uncompressed tar (the diff_id) and counts it.
+struct Hashing<R> {
+    inner: R,
+    digester: Digester,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.digester.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+struct HashingWriter<'a> {
+    inner: &'a mut dyn Write,
+    digester: Digester,
+    bytes: u64,
+}
+
+impl Write for HashingWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.digester.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn open_dir(path: &Path) -> Result<rustix::fd::OwnedFd> {
+    rustix::fs::open(
+        path,
+        rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| Error::io(path, e.into()))
+}
+
+/// Opens `rel` for reading inside `root`, never outside it (symlinks
+/// resolved as if `root` were `/`, as extraction resolved them).
+fn open_in(root: &rustix::fd::OwnedFd, rel: &[u8]) -> io::Result<File> {
+    let fd = rustix::fs::openat2(
+        root.as_fd(),
+        rel,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC | rustix::fs::OFlags::NOFOLLOW,
+        rustix::fs::Mode::empty(),
+        rustix::fs::ResolveFlags::IN_ROOT,
+    )?;
+    Ok(File::from(fd))
+}
+
+/// Calls `each` with every path under `dir`, relative, without following
+/// symlinks.
+fn walk(dir: &Path, rel: &mut Vec<u8>, each: &mut dyn FnMut(&[u8])) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .collect::<io::Result<_>>()
+        .map_err(|e| Error::io(dir, e))?;
+    entries.sort_by_key(fs::DirEntry::file_name);
+    for e in entries {
+        let len = rel.len();
+        if !rel.is_empty() {
+            rel.push(b'/');
+        }
+        rel.extend_from_slice(e.file_name().as_bytes());
+        each(rel);
+        if e.file_type()
+            .map_err(|err| Error::io(&e.path(), err))?
+            .is_dir()
+        {
+            walk(&e.path(), rel, each)?;
+        }
+        rel.truncate(len);
+    }
+    Ok(())
+}
+
+fn remove_tree(path: &Path) -> Result<()> {
+    pluginctl_rootfs::remove::remove_tree(path).map_err(|e| Error::io(path, e))
+}
+
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (y, m, d) = civil(i64::try_from(days).unwrap_or(0));
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm).
+fn civil(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = u32::try_from(doy - (153 * mp + 2) / 5 + 1).unwrap_or(1);
+    let m = u32::try_from(if mp < 10 { mp + 3 } else { mp - 9 }).unwrap_or(1);
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
