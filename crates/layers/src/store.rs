@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use pluginctl_oci::{Algorithm, Digest, Digester};
 use pluginctl_rootfs::decompress;
-use pluginctl_rootfs::extract::{self, Extractor, Options};
+use pluginctl_rootfs::extract::{self, Extractor, Landing, Options};
 use pluginctl_rootfs::tar::{Kind, Reader};
 use serde::{Deserialize, Serialize};
 
@@ -241,7 +241,7 @@ impl Store {
     }
 
     /// Removes layers a dead process left incomplete (their apply lock is
-    /// free), and directories no record names.
+    /// free). Directories no record names are `gc`'s.
     fn remove_abandoned(&self) -> Result<()> {
         let _lock = self.meta_lock()?;
         let mut f = self.read_records()?;
@@ -275,12 +275,9 @@ impl Store {
         parent: Option<&Digest>,
         diff_id: &Digest,
         blob: impl Read + Send,
-        compressed: Option<Compressed>,
+        compressed: Option<&Compressed>,
     ) -> Result<Layer> {
         let id = chain_id(parent, diff_id);
-        if let Some(p) = parent {
-            self.get(&p.to_string())?;
-        }
         // Whoever applies this layer holds its lock for the whole apply: a
         // second process waits here, then finds it done.
         let _apply = self
@@ -289,16 +286,15 @@ impl Store {
         {
             let _lock = self.meta_lock()?;
             let mut f = self.read_records()?;
-            if let Some(l) = f.layers.iter_mut().find(|l| l.id == id) {
+            if let Some(p) = parent
+                && !f.layers.iter().any(|l| &l.id == p && !l.incomplete)
+            {
+                return Err(Error::NotFound(format!("{p} (the parent layer)")));
+            }
+            if let Some(l) = f.layers.iter().find(|l| l.id == id) {
                 if !l.incomplete {
-                    if let Some(c) = compressed
-                        && !l.compressed.iter().any(|x| x.digest == c.digest)
-                    {
-                        l.compressed.push(c);
-                        let done = l.clone();
-                        self.write_records(f)?;
-                        return Ok(done);
-                    }
+                    // Present: the blob is not read, so its digest is not
+                    // recorded as one this layer was applied from.
                     return Ok(l.clone());
                 }
                 // A dead process's: its lock was free, since we hold it.
@@ -310,7 +306,7 @@ impl Store {
                 parent: parent.cloned(),
                 diff_id: diff_id.clone(),
                 size: 0,
-                compressed: compressed.clone().into_iter().collect(),
+                compressed: compressed.cloned().into_iter().collect(),
                 created: now_rfc3339(),
                 uids: Vec::new(),
                 gids: Vec::new(),
@@ -318,7 +314,7 @@ impl Store {
             });
             self.write_records(f)?;
         }
-        let result = self.extract(&id, diff_id, blob);
+        let result = self.extract(&id, diff_id, blob, compressed);
         let _lock = self.meta_lock()?;
         let mut f = self.read_records()?;
         match result {
@@ -350,6 +346,7 @@ impl Store {
         id: &Digest,
         diff_id: &Digest,
         blob: impl Read + Send,
+        compressed: Option<&Compressed>,
     ) -> Result<(u64, BTreeSet<u32>, BTreeSet<u32>)> {
         let dir = self.layer_dir(id);
         let diff = dir.join("diff");
@@ -361,7 +358,15 @@ impl Store {
             overlay_whiteouts: true,
             ..Options::default()
         };
-        let plain = decompress::decompress(blob, &options.decompress_limits)?;
+        let seen = std::sync::Arc::new(std::sync::Mutex::new((
+            Digester::new(Algorithm::Sha256),
+            0u64,
+        )));
+        let counted = Seen {
+            inner: blob,
+            seen: std::sync::Arc::clone(&seen),
+        };
+        let plain = decompress::decompress(counted, &options.decompress_limits)?;
         let hashed = Hashing {
             inner: plain,
             digester: Digester::new(diff_id.algorithm()),
@@ -371,15 +376,11 @@ impl Store {
         let mut reader = Reader::new(recorder, options.tar_limits);
         let mut x = Extractor::new(&diff, &options)?;
         let (mut uids, mut gids) = (BTreeSet::new(), BTreeSet::new());
+        let mut files = FilePaths::default();
         while let Some(h) = reader.next_header()? {
             let landing = extract::landing(&h)?;
-            let whiteout = pluginctl_rootfs::whiteout::classify(
-                h.path
-                    .rsplit(|b| *b == b'/')
-                    .find(|c| !c.is_empty())
-                    .unwrap_or(&h.path),
-            ) != pluginctl_rootfs::whiteout::Name::Plain;
-            if !whiteout {
+            let whiteout = matches!(landing, Landing::Whiteout(_) | Landing::Opaque(_));
+            if !whiteout && !matches!(landing, Landing::Nowhere) {
                 uids.insert(u32::try_from(h.uid).map_err(|_| {
                     Error::Invalid(format!("{}: uid {} out of range", h.display_path(), h.uid))
                 })?);
@@ -387,17 +388,23 @@ impl Store {
                     Error::Invalid(format!("{}: gid {} out of range", h.display_path(), h.gid))
                 })?);
             }
-            match (&landing, h.kind) {
-                (Some(path), Kind::File) if !whiteout => reader
-                    .get_mut()
-                    .payload(path.clone(), h.size)
-                    .map_err(|e| Error::io(&dir, e))?,
-                (Some(path), _) => reader
-                    .get_mut()
-                    .name(path)
-                    .map_err(|e| Error::io(&dir, e))?,
-                (None, _) => {}
-            }
+            let recorder = reader.get_mut();
+            let recorded = match &landing {
+                Landing::Entry(path) if h.kind == Kind::File => {
+                    files.refuse_over(&h, path)?;
+                    files.paths.insert(path.clone());
+                    recorder.payload(path.clone(), h.size)
+                }
+                Landing::Entry(path) => {
+                    files.refuse_over(&h, path)?;
+                    recorder.name(path)
+                }
+                // A whiteout never removes what this layer wrote.
+                Landing::Whiteout(path) => recorder.name(path),
+                Landing::Opaque(path) if !path.is_empty() => recorder.name(path),
+                Landing::Opaque(_) | Landing::Nowhere => Ok(()),
+            };
+            recorded.map_err(|e| Error::io(&dir, e))?;
             let mut data = reader.data();
             x.entry(&h, &mut data)?;
             io::copy(&mut data, &mut io::sink()).map_err(pluginctl_rootfs::Error::Read)?;
@@ -414,6 +421,23 @@ impl Store {
                 actual,
             });
         }
+        if let Some(c) = compressed {
+            let (d, n) = std::mem::replace(
+                &mut *seen
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+                (Digester::new(Algorithm::Sha256), 0),
+            );
+            let got = d.finish();
+            if c.digest.algorithm() == Algorithm::Sha256 && (got != c.digest || n != c.size) {
+                return Err(Error::Invalid(format!(
+                    "the blob read is {got} ({n} bytes), not the compressed layer {} ({} bytes) it was given as",
+                    c.digest, c.size
+                )));
+            }
+        }
+        // The files on disk before the record says the layer is complete.
+        rustix::fs::syncfs(open_dir(&diff)?).map_err(|e| Error::io(&diff, e.into()))?;
         let file = split
             .into_inner()
             .map_err(|e| Error::io(&split_tmp, e.into_error()))?;
@@ -506,13 +530,7 @@ impl Store {
             let path = match rec {
                 Record::Raw(_) => continue,
                 Record::Name(path) => {
-                    if rustix::fs::statat(
-                        &root_fd,
-                        path.as_slice(),
-                        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-                    )
-                    .is_err()
-                    {
+                    if !exists_in(&root_fd, &path) {
                         report
                             .missing
                             .push(String::from_utf8_lossy(&path).into_owned());
@@ -522,12 +540,18 @@ impl Store {
                 Record::File { path, size, sha256 } => {
                     let shown = String::from_utf8_lossy(&path).into_owned();
                     match open_in(&root_fd, &path) {
+                        // There, but not a file it can read: changed.
+                        Err(_) if exists_in(&root_fd, &path) => report.changed.push(shown),
                         Err(_) => report.missing.push(shown),
                         Ok(mut f) => {
                             let mut d = Digester::new(Algorithm::Sha256);
                             let mut n_total = 0u64;
                             loop {
-                                let n = f.read(&mut buf).map_err(|e| Error::io(&diff, e))?;
+                                // A read error is a file that changed.
+                                let Ok(n) = f.read(&mut buf) else {
+                                    n_total = u64::MAX;
+                                    break;
+                                };
                                 if n == 0 {
                                     break;
                                 }
@@ -603,7 +627,14 @@ impl Store {
         let _lock = self.meta_lock()?;
         let mut f = self.read_records()?;
         let mut wanted: BTreeSet<Digest> = BTreeSet::new();
-        for k in keep {
+        // A layer being applied keeps its parent chain.
+        let applying: Vec<Digest> = f
+            .layers
+            .iter()
+            .filter(|l| l.incomplete)
+            .map(|l| l.id.clone())
+            .collect();
+        for k in keep.iter().chain(&applying) {
             let mut cur = Some(k.clone());
             while let Some(id) = cur {
                 if !wanted.insert(id.clone()) {
@@ -639,7 +670,51 @@ impl Store {
     }
 }
 
+/// The paths of the layer's regular files so far: a later entry landing on
+/// one, or on one's ancestor, would destroy contents the tar-split points
+/// at, so the layer could not be rebuilt exactly.
+#[derive(Default)]
+struct FilePaths {
+    paths: BTreeSet<Vec<u8>>,
+}
+
+impl FilePaths {
+    fn refuse_over(&self, h: &pluginctl_rootfs::tar::Header, path: &[u8]) -> Result<()> {
+        let mut under = path.to_vec();
+        under.push(b'/');
+        let mut end = path.to_vec();
+        end.push(b'/' + 1);
+        if self.paths.contains(path) || self.paths.range(under..end).next().is_some() {
+            return Err(Error::Invalid(format!(
+                "{}: the layer replaces a file it wrote earlier; the layer store keeps one content per path, so its tar could not be rebuilt exactly",
+                h.display_path()
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The reader that hashes the uncompressed tar (the diff_id) and counts it.
+/// The reader of the compressed blob: its digest and size, for checking
+/// the compressed digest the layer is recorded with.
+struct Seen<R> {
+    inner: R,
+    seen: std::sync::Arc<std::sync::Mutex<(Digester, u64)>>,
+}
+
+impl<R: Read> Read for Seen<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut s = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.0.update(&buf[..n]);
+        s.1 += n as u64;
+        Ok(n)
+    }
+}
+
 struct Hashing<R> {
     inner: R,
     digester: Digester,
@@ -688,11 +763,31 @@ fn open_in(root: &rustix::fd::OwnedFd, rel: &[u8]) -> io::Result<File> {
     let fd = rustix::fs::openat2(
         root.as_fd(),
         rel,
-        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC | rustix::fs::OFlags::NOFOLLOW,
+        rustix::fs::OFlags::RDONLY
+            | rustix::fs::OFlags::CLOEXEC
+            | rustix::fs::OFlags::NOFOLLOW
+            | rustix::fs::OFlags::NONBLOCK,
         rustix::fs::Mode::empty(),
         rustix::fs::ResolveFlags::IN_ROOT,
     )?;
+    // A FIFO or device put there since would block or lie.
+    let st = rustix::fs::fstat(&fd)?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile {
+        return Err(io::Error::other("is no longer a regular file"));
+    }
     Ok(File::from(fd))
+}
+
+/// Whether `rel` names something inside `root` (resolved in it).
+fn exists_in(root: &rustix::fd::OwnedFd, rel: &[u8]) -> bool {
+    rustix::fs::openat2(
+        root.as_fd(),
+        rel,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+        rustix::fs::ResolveFlags::IN_ROOT,
+    )
+    .is_ok()
 }
 
 /// Calls `each` with every path under `dir`, relative, without following

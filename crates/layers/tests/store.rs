@@ -132,7 +132,7 @@ fn apply_then_rebuild_the_exact_tar_of_an_odd_layer() {
         compression: "gzip".into(),
     };
     let layer = store
-        .apply(None, &diff_id, &gz[..], Some(compressed.clone()))
+        .apply(None, &diff_id, &gz[..], Some(&compressed))
         .unwrap();
     assert_eq!(
         layer.id, diff_id,
@@ -210,17 +210,16 @@ fn a_layer_present_is_not_applied_again_and_a_wrong_diff_id_leaves_nothing() {
             None,
             &diff_id,
             Untouchable,
-            Some(Compressed {
+            Some(&Compressed {
                 digest: sha(b"another blob"),
                 size: 1,
                 compression: "zstd".into(),
             }),
         )
         .unwrap();
-    assert_eq!(
-        again.compressed.len(),
-        1,
-        "the new compressed digest is kept"
+    assert!(
+        again.compressed.is_empty(),
+        "a digest never read is not recorded as one the layer came from"
     );
 
     let wrong = sha(b"not this layer");
@@ -332,4 +331,107 @@ fn a_layer_left_incomplete_by_a_dead_process_is_removed_on_open() {
     let reopened = Store::open(&root).unwrap();
     assert!(reopened.layers().unwrap().is_empty());
     assert!(!reopened.diff_dir(&layer.id).exists());
+}
+
+fn end(mut t: Vec<u8>) -> Vec<u8> {
+    t.extend([0u8; 1024]);
+    t
+}
+
+#[test]
+fn whiteouts_hide_lower_layers_only_and_a_layer_replacing_its_own_file_is_refused() {
+    need_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("layers")).unwrap();
+    let mut t = Vec::new();
+    t.extend(header(b"a", b'0', 1, b"", 0, 0));
+    t.extend(padded(b"A"));
+    t.extend(header(b".wh.a", b'0', 0, b"", 0, 0));
+    t.extend(header(b".wh.e", b'0', 0, b"", 0, 0));
+    t.extend(header(b"e/", b'5', 0, b"", 0, 0));
+    t.extend(header(b"e/x", b'0', 1, b"", 0, 0));
+    t.extend(padded(b"X"));
+    let t = end(t);
+    let layer = store.apply(None, &sha(&t), &t[..], None).unwrap();
+    let diff = store.diff_dir(&layer.id);
+    // The layer's own `a` stays; `e`, re-added over its own whiteout,
+    // replaces the lower one: opaque.
+    assert_eq!(std::fs::read(diff.join("a")).unwrap(), b"A");
+    let mut v = [0u8; 4];
+    let n =
+        rustix::fs::getxattr(diff.join("e").as_path(), "trusted.overlay.opaque", &mut v).unwrap();
+    assert_eq!(&v[..n], b"y");
+    let mut out = Vec::new();
+    store.diff(&layer.id.to_string(), &mut out).unwrap();
+    assert!(out == t);
+    assert!(store.check(&layer.id.to_string()).unwrap().is_clean());
+
+    // The same path written twice: refused, nothing left.
+    let mut twice = Vec::new();
+    for body in [b"1", b"2"] {
+        twice.extend(header(b"f", b'0', 1, b"", 0, 0));
+        twice.extend(padded(body));
+    }
+    let twice = end(twice);
+    let err = store
+        .apply(None, &sha(&twice), &twice[..], None)
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("replaces a file it wrote earlier"),
+        "{err}"
+    );
+    assert_eq!(store.layers().unwrap().len(), 1);
+}
+
+#[test]
+fn a_compressed_digest_is_checked_and_gc_keeps_the_parent_of_a_layer_being_applied() {
+    need_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("layers");
+    let store = Store::open(&root).unwrap();
+    let mut one = Vec::from(header(b"a", b'0', 1, b"", 0, 0));
+    one.extend(padded(b"1"));
+    let one = end(one);
+    let gz = gzip(&one);
+    let lie = Compressed {
+        digest: sha(b"some other blob"),
+        size: gz.len() as u64,
+        compression: "gzip".into(),
+    };
+    let err = store
+        .apply(None, &sha(&one), &gz[..], Some(&lie))
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not the compressed layer"),
+        "{err}"
+    );
+    assert!(store.layers().unwrap().is_empty());
+    let base = store.apply(None, &sha(&one), &gz[..], None).unwrap();
+
+    // A child being applied by a live process: its record is incomplete
+    // and its apply lock is held.
+    let mut two = Vec::from(header(b"b", b'0', 1, b"", 0, 0));
+    two.extend(padded(b"2"));
+    let two = end(two);
+    let child = store
+        .apply(Some(&base.id), &sha(&two), &two[..], None)
+        .unwrap();
+    let path = root.join("layers.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for l in v["layers"].as_array_mut().unwrap() {
+        if l["id"] == child.id.to_string() {
+            l["incomplete"] = true.into();
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let lock = std::fs::File::create(root.join(format!("{}.lock", child.id.encoded()))).unwrap();
+    lock.lock().unwrap();
+    let reopened = Store::open(&root).unwrap();
+    assert!(
+        reopened.gc(&[]).unwrap().is_empty(),
+        "gc took the parent of a layer being applied"
+    );
+    assert_eq!(reopened.layers().unwrap().len(), 2);
+    drop(lock);
 }

@@ -126,24 +126,58 @@ impl<'a> Extractor<'a> {
     }
 }
 
-/// Where an entry lands inside the target when its layer is extracted on
-/// its own with [`Options::overlay_whiteouts`], as a relative path (`None`
-/// for the root's own entry, AUFS metadata and opaque markers). The path is
-/// cleaned as extraction cleans it (`./a//b` is `a/b`); an unsafe name is
-/// the same error extraction gives.
-pub fn landing(h: &Header) -> Result<Option<Vec<u8>>> {
-    let (parent, base) = match whiteout::plan(h)? {
-        Plan::Skip | Plan::Opaque { .. } => return Ok(None),
-        Plan::Delete { parent, target } => (parent, target),
-        Plan::Add { parent, base } => (parent, base),
+/// Where an entry lands when its layer is extracted on its own with
+/// [`Options::overlay_whiteouts`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Landing {
+    /// Nothing lands: the root's own entry, AUFS metadata.
+    Nowhere,
+    /// The entry itself, at this relative path.
+    Entry(Vec<u8>),
+    /// A whiteout: a 0:0 character device at this path.
+    Whiteout(Vec<u8>),
+    /// An opaque marker: this directory is marked.
+    Opaque(Vec<u8>),
+}
+
+/// Where `h` lands (see [`Landing`]), with its path cleaned as extraction
+/// cleans it (`./a//b` is `a/b`) and classified as extraction classifies it
+/// (after cleaning: `x/.wh.a/.` is a whiteout). An unsafe name is the same
+/// error extraction gives.
+pub fn landing(h: &Header) -> Result<Landing> {
+    let join = |parent: &[&[u8]], base: Option<&[u8]>| {
+        let mut out: Vec<u8> = Vec::new();
+        for c in parent {
+            if !out.is_empty() {
+                out.push(b'/');
+            }
+            out.extend_from_slice(c);
+        }
+        if let Some(b) = base {
+            if !out.is_empty() {
+                out.push(b'/');
+            }
+            out.extend_from_slice(b);
+        }
+        out
     };
-    let mut out = Vec::new();
-    for c in parent {
-        out.extend_from_slice(c);
-        out.push(b'/');
-    }
-    out.extend_from_slice(base);
-    Ok(Some(out))
+    Ok(match whiteout::plan(h)? {
+        Plan::Skip => Landing::Nowhere,
+        Plan::Opaque { parent } => Landing::Opaque(join(&parent, None)),
+        Plan::Delete { parent, target } => Landing::Whiteout(join(&parent, Some(target))),
+        Plan::Add { parent, base } => Landing::Entry(join(&parent, Some(base))),
+    })
+}
+
+/// Marks a directory opaque for overlayfs.
+fn mark_opaque(h: &Header, dir: BorrowedFd<'_>) -> Result<()> {
+    rfs::fsetxattr(
+        dir,
+        "trusted.overlay.opaque",
+        b"y",
+        rfs::XattrFlags::empty(),
+    )
+    .map_err(io_err(h, "marking the directory opaque"))
 }
 
 /// Applies layers in order, lowest first.
@@ -213,21 +247,30 @@ impl Applier<'_> {
                 let (dir, _) = self
                     .open_parent(h, &parent, true)?
                     .expect("created when missing");
-                return rfs::fsetxattr(
-                    &dir,
-                    "trusted.overlay.opaque",
-                    b"y",
-                    rfs::XattrFlags::empty(),
-                )
-                .map_err(io_err(h, "marking the directory opaque"));
+                return mark_opaque(h, dir.as_fd());
             }
             Plan::Delete { parent, target } if self.options.overlay_whiteouts => {
                 self.stats.whiteouts += 1;
                 let (dir, parent_real) = self
                     .open_parent(h, &parent, true)?
                     .expect("created when missing");
+                let path = child_path(&parent_real, target);
+                if self.created.contains(&path) {
+                    // A whiteout hides lower layers only: what this layer
+                    // wrote there stays; a directory of ours becomes
+                    // opaque, so that the lower one does not show through.
+                    if let Ok(sub) = rfs::openat(
+                        &dir,
+                        target,
+                        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    ) {
+                        return mark_opaque(h, sub.as_fd());
+                    }
+                    return Ok(());
+                }
                 self.remove(h, dir.as_fd(), target)?;
-                self.mark_created(&child_path(&parent_real, target));
+                self.mark_created(&path);
                 return rfs::mknodat(
                     &dir,
                     target,
@@ -274,11 +317,19 @@ impl Applier<'_> {
             .open_parent(h, &parent, true)?
             .expect("created when missing");
         let real = child_path(&parent_real, base);
+        let ours = self.created.contains(&real);
         self.mark_created(&real);
+        // In overlay form, a directory written over this layer's own
+        // whiteout replaces the lower one: opaque, or it would merge.
+        let mut over_whiteout = false;
         match rfs::statat(&dir, base, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => {
-                let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
-                if !(is_dir && h.kind == Kind::Dir) {
+                let ft = FileType::from_raw_mode(st.st_mode);
+                over_whiteout = self.options.overlay_whiteouts
+                    && ours
+                    && ft == FileType::CharacterDevice
+                    && st.st_rdev == 0;
+                if !(ft == FileType::Directory && h.kind == Kind::Dir) {
                     self.remove(h, dir.as_fd(), base)?;
                 }
             }
@@ -291,6 +342,16 @@ impl Applier<'_> {
                 match rfs::mkdirat(&dir, base, Mode::from_raw_mode(0o700)) {
                     Ok(()) | Err(Errno::EXIST) => {}
                     Err(e) => return Err(io_err(h, "creating the directory")(e)),
+                }
+                if over_whiteout {
+                    let sub = rfs::openat(
+                        &dir,
+                        base,
+                        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(io_err(h, "opening the directory"))?;
+                    mark_opaque(h, sub.as_fd())?;
                 }
                 self.dirs.push((real, h.clone()));
                 Ok(())
