@@ -525,14 +525,33 @@ impl Manager {
     pub fn remove_unreadable(&self, what: &str) -> Result<String> {
         let _op = self.layout.operation()?;
         let lock = self.layout.lock()?;
-        let (_, unreadable) = self.layout.scan(&lock)?;
+        let (records, unreadable) = self.layout.scan(&lock)?;
+        // At least 12 hex digits (what `ls` shows), unique among every
+        // plugin, readable or not: `rm -f ab` must not take a stranger.
+        let hex = what.len() >= 12 && what.bytes().all(|b| b.is_ascii_hexdigit());
         let matching: Vec<&Unreadable> = unreadable
             .iter()
-            .filter(|u| !what.is_empty() && u.id.starts_with(what))
+            .filter(|u| hex && u.id.starts_with(what))
             .collect();
         let [u] = matching.as_slice() else {
             return Err(Error::NotFound(what.to_owned()));
         };
+        if records.iter().any(|r| r.id.starts_with(what)) {
+            return Err(Error::Ambiguous {
+                what: what.to_owned(),
+                candidates: u.id.clone(),
+            });
+        }
+        // Its record cannot say where it runs; what runs has its rootfs
+        // mounted under its directory.
+        let dir = self.layout.plugin_dir(&u.id);
+        if let Some(m) = pluginctl_runtime::mounts::mount_points_under(&dir).first() {
+            return Err(Error::State(format!(
+                "plugin {} seems to run ({} is mounted); disable or stop it first",
+                u.id,
+                m.display()
+            )));
+        }
         self.layout.discard(&lock, &u.id)?;
         tracing::info!(id = %u.id, "removed a plugin whose record could not be read");
         Ok(u.id.clone())

@@ -76,7 +76,11 @@ impl BlobSinks for ContentSinks {
     }
 
     async fn reject(&self, _: &Descriptor, sink: Ingest) -> io::Result<()> {
-        sink.0.abandon().map_err(io::Error::other)
+        // Removing the ingest is file-system work: off the async threads.
+        tokio::task::spawn_blocking(move || sink.0.abandon())
+            .await
+            .map_err(io::Error::other)?
+            .map_err(io::Error::other)
     }
 }
 

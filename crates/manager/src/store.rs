@@ -311,7 +311,12 @@ impl Layout {
             let id = e.file_name().to_string_lossy().into_owned();
             let record = dir.join("plugin.json");
             let incomplete = match fs::read(&record) {
-                Ok(b) => serde_json::from_slice::<Record>(&b).is_ok_and(|r| r.incomplete),
+                Ok(b) => match serde_json::from_slice::<Record>(&b) {
+                    Ok(r) if r.format <= RECORD_FORMAT => r.incomplete,
+                    // Unreadable, or a later pluginctl's: not ours to
+                    // finish or roll back; `ls` names it.
+                    _ => continue,
+                },
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => true,
                 Err(err) => return Err(Error::io(&record, err)),
             };
