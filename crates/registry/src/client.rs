@@ -446,6 +446,14 @@ impl Client {
                     host,
                     auth.as_ref().map(|(_, v)| v.as_str()),
                 )?;
+                // A mirror is told which registry is meant, as containerd
+                // does: one cache may front several registries.
+                if !host.is_server {
+                    request
+                        .url_mut()
+                        .query_pairs_mut()
+                        .append_pair("ns", domain);
+                }
             }
             let method = request.method().clone();
             let template = if method == Method::GET || method == Method::HEAD {
