@@ -7,7 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{Outcome, Report, Side, compare, scratch_root};
+use super::{Report, Side, compare, scratch_root};
 use crate::localdocker::LocalDocker;
 use crate::localreg::LocalRegistry;
 use crate::util::{Result, cargo, root};
@@ -100,12 +100,7 @@ pub(super) fn manager(out_dir: &Path, report: &mut Report) -> Result<Vec<String>
             before: Some(dk(&["plugin", "rm", "-f", &docker_name])),
         };
         let o = compare(&format!("create, {mib} MiB rootfs"), bytes, &ours, &peer)?;
-        if o.ratio() < 2.0 {
-            missed.push(format!(
-                "create {mib} MiB: {:.2}x docker, target 2x",
-                o.ratio()
-            ));
-        }
+        missed.extend(o.below(&format!("create {mib} MiB"), "docker", 2.0));
         report.rows.push(o);
 
         // The plugin both install: ours, pushed once.
@@ -143,18 +138,8 @@ pub(super) fn manager(out_dir: &Path, report: &mut Report) -> Result<Vec<String>
             before: Some(dk(&["plugin", "rm", "-f", &ours_name])),
         };
         let o = compare(&format!("install, {mib} MiB rootfs"), bytes, &ours, &peer)?;
-        if o.ratio() < 1.5 {
-            missed.push(format!(
-                "install {mib} MiB: {:.2}x docker, target 1.5x",
-                o.ratio()
-            ));
-        }
-        if Outcome::peak_rss_mib(&o.ours.1) >= 96.0 {
-            missed.push(format!(
-                "install {mib} MiB: peak RSS {:.1} MiB, target < 96",
-                Outcome::peak_rss_mib(&o.ours.1)
-            ));
-        }
+        missed.extend(o.below(&format!("install {mib} MiB"), "docker", 1.5));
+        missed.extend(o.over_rss(&format!("install {mib} MiB"), 96.0));
         report.rows.push(o);
     }
     drop(docker);
@@ -235,12 +220,7 @@ pub(super) fn runtime(out_dir: &Path, report: &mut Report) -> Result<Vec<String>
         before: Some(dk(&["plugin", "disable", "bench-sample"])),
     };
     let o = compare("enable until the socket answers", 1, &ours, &peer)?;
-    if o.ratio() < 2.0 {
-        missed.push(format!(
-            "enable: {:.2}x docker plugin enable, target 2x",
-            o.ratio()
-        ));
-    }
+    missed.extend(o.below("enable", "docker plugin enable", 2.0));
     report.rows.push(o);
     let ours = Side {
         label: "pluginctl disable".to_owned(),

@@ -151,6 +151,18 @@ impl Outcome {
         samples.iter().map(|s| s.max_rss_kib).max().unwrap_or(0) as f64 / 1024.0
     }
 
+    /// A missed throughput target, said as `LABEL: 1.23x PEER, target 1.5x`.
+    fn below(&self, label: &str, peer: &str, target: f64) -> Option<String> {
+        (self.ratio() < target)
+            .then(|| format!("{label}: {:.2}x {peer}, target {target}x", self.ratio()))
+    }
+
+    /// A missed memory target of ours.
+    fn over_rss(&self, label: &str, limit_mib: f64) -> Option<String> {
+        let rss = Outcome::peak_rss_mib(&self.ours.1);
+        (rss >= limit_mib).then(|| format!("{label}: peak RSS {rss:.1} MiB, target < {limit_mib}"))
+    }
+
     /// Throughput of ours divided by the peer's: above 1 means we are faster.
     fn ratio(&self) -> f64 {
         self.mbps(&self.ours.1) / self.mbps(&self.peer.1)
@@ -467,15 +479,8 @@ fn rootfs(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
     floor.scratch = Some(work.clone());
 
     let o = compare("flatten ~1 GiB, 5 gzip layers", bytes, &flatten_oci, &umoci)?;
-    if o.ratio() < 3.0 {
-        missed.push(format!("flatten (oci): {:.2}x umoci, target 3x", o.ratio()));
-    }
-    if Outcome::peak_rss_mib(&o.ours.1) >= 64.0 {
-        missed.push(format!(
-            "flatten (oci): peak RSS {:.1} MiB, target < 64",
-            Outcome::peak_rss_mib(&o.ours.1)
-        ));
-    }
+    missed.extend(o.below("flatten (oci)", "umoci", 3.0));
+    missed.extend(o.over_rss("flatten (oci)", 64.0));
     report.rows.push(o);
     report.rows.push(compare(
         "flatten ~1 GiB, 5 gzip layers",
@@ -499,12 +504,7 @@ fn rootfs(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
             "flatten (docker save): {slower:.2}x the time of cat, target 1.4x"
         ));
     }
-    if Outcome::peak_rss_mib(&o.ours.1) >= 32.0 {
-        missed.push(format!(
-            "flatten (docker save): peak RSS {:.1} MiB, target < 32",
-            Outcome::peak_rss_mib(&o.ours.1)
-        ));
-    }
+    missed.extend(o.over_rss("flatten (docker save)", 32.0));
     report.rows.push(o);
 
     let rootfs_dir = work.join("rootfs");
@@ -522,9 +522,7 @@ fn rootfs(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
     );
     extract.scratch = Some(work.clone());
     let o = compare("extract ~1 GiB to a directory", bytes, &extract, &umoci)?;
-    if o.ratio() < 2.0 {
-        missed.push(format!("extract: {:.2}x umoci, target 2x", o.ratio()));
-    }
+    missed.extend(o.below("extract", "umoci", 2.0));
     report.rows.push(o);
     let o = compare("extract ~1 GiB to a directory", bytes, &extract, &floor)?;
     if 1.0 / o.ratio() > 1.5 {
@@ -559,12 +557,7 @@ fn rootfs(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
     let mut targz = Side::new("tar -c | gzip", &[&"sh", &"-c", &tar_gz]);
     targz.scratch = Some(work.clone());
     let o = compare("create a layer from ~1 GiB", bytes, &mklayer, &targz)?;
-    if o.ratio() < 1.5 {
-        missed.push(format!(
-            "layer creation: {:.2}x tar|gzip, target 1.5x",
-            o.ratio()
-        ));
-    }
+    missed.extend(o.below("layer creation", "tar|gzip", 1.5));
     report.rows.push(o);
     let digest = || -> Result<String> {
         fs::create_dir_all(&work).map_err(|e| e.to_string())?;
@@ -661,18 +654,8 @@ fn registry(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
     );
     peer.scratch = Some(out.clone());
     let o = compare("pull ~1 GiB, 8 layers", bytes, &ours, &peer)?;
-    if o.ratio() < 1.5 {
-        missed.push(format!(
-            "registry pull: {:.2}x skopeo, target 1.5x",
-            o.ratio()
-        ));
-    }
-    if Outcome::peak_rss_mib(&o.ours.1) >= 64.0 {
-        missed.push(format!(
-            "registry pull: peak RSS {:.1} MiB, target < 64",
-            Outcome::peak_rss_mib(&o.ours.1)
-        ));
-    }
+    missed.extend(o.below("registry pull", "skopeo", 1.5));
+    missed.extend(o.over_rss("registry pull", 64.0));
     report.rows.push(o);
     drop(pull_reg);
 
@@ -702,12 +685,7 @@ fn registry(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
     );
     peer.scratch = Some(storage.clone());
     let o = compare("push ~1 GiB, 8 layers, empty registry", bytes, &ours, &peer)?;
-    if o.ratio() < 1.0 {
-        missed.push(format!(
-            "registry push: {:.2}x skopeo, target 1x",
-            o.ratio()
-        ));
-    }
+    missed.extend(o.below("registry push", "skopeo", 1.0));
     report.rows.push(o);
 
     // Second push: every blob is there (the warm-up pushes them).
