@@ -18,8 +18,13 @@
 //! - Lookups by ChainID or a unique prefix, diff_id or compressed digest
 //!   ([`Store::get`]); [`Store::delete`] (refused under a child) and
 //!   [`Store::gc`].
+//! - [`Store::mount`] and [`Store::unmount`]: a chain read-only at a path,
+//!   with holder counts kept in a directory the caller gives (tmpfs, so a
+//!   reboot clears them), corrected when a mount vanished, safe against a
+//!   kill between the mount and its record.
 //!
-//! Not yet here (issue 11 goes on): mounting a chain with counts, the
+//! Not yet here (issue 11 goes on): short lower-directory names for deep
+//! chains (a chain must fit in one page of mount options), the
 //! unprivileged copy-per-layer fallback, and the manager on top. The
 //! manager does not use this crate yet.
 //!
@@ -38,6 +43,7 @@
 //! # Ok(()) }
 //! ```
 
+mod mount;
 mod split;
 mod store;
 
@@ -45,6 +51,7 @@ use std::path::{Path, PathBuf};
 
 use pluginctl_oci::Digest;
 
+pub use mount::Mounted;
 pub use split::{Record, SplitReader};
 pub use store::{CheckReport, Compressed, Layer, Store};
 

@@ -99,6 +99,15 @@ fn odd_layer() -> Vec<u8> {
     t
 }
 
+/// Detaches a mount when dropped: a failing test leaves nothing mounted.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(self.0.as_path(), rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
 /// A blob that must not be read.
 struct Untouchable;
 
@@ -434,4 +443,77 @@ fn a_compressed_digest_is_checked_and_gc_keeps_the_parent_of_a_layer_being_appli
     );
     assert_eq!(reopened.layers().unwrap().len(), 2);
     drop(lock);
+}
+
+#[test]
+fn a_chain_mounts_read_only_with_counts() {
+    need_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("layers")).unwrap();
+    let counts = tmp.path().join("exec");
+    let mut base = Vec::new();
+    base.extend(header(b"keep", b'0', 1, b"", 0, 0));
+    base.extend(padded(b"k"));
+    base.extend(header(b"gone", b'0', 1, b"", 0, 0));
+    base.extend(padded(b"g"));
+    base.extend(header(b"d/", b'5', 0, b"", 0, 0));
+    base.extend(header(b"d/old", b'0', 1, b"", 0, 0));
+    base.extend(padded(b"o"));
+    let base = end(base);
+    let mut top = Vec::new();
+    top.extend(header(b".wh.gone", b'0', 0, b"", 0, 0));
+    top.extend(header(b"d/", b'5', 0, b"", 0, 0));
+    top.extend(header(b"d/.wh..wh..opq", b'0', 0, b"", 0, 0));
+    top.extend(header(b"d/new", b'0', 1, b"", 0, 0));
+    top.extend(padded(b"n"));
+    let top = end(top);
+    let b = store.apply(None, &sha(&base), &base[..], None).unwrap();
+    let t = store
+        .apply(Some(&b.id), &sha(&top), &top[..], None)
+        .unwrap();
+    let target = tmp.path().join("view");
+    // Whatever the test's outcome, nothing stays mounted under /tmp.
+    let _guard = Unmount(target.clone());
+    let id = t.id.to_string();
+    assert_eq!(store.mount(&id, &target, &counts).unwrap(), 1);
+    // The merged view: whiteouts and the opaque directory did their work.
+    let mut names: Vec<String> = std::fs::read_dir(&target)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["d", "keep"]);
+    // (Counted, not kept: a DirEntry holds its directory open.)
+    assert_eq!(std::fs::read_dir(target.join("d")).unwrap().count(), 1);
+    assert!(
+        std::fs::write(target.join("keep"), "x").is_err(),
+        "read-only"
+    );
+    // Counted: a second holder does not mount again.
+    assert_eq!(store.mount(&id, &target, &counts).unwrap(), 2);
+    assert_eq!(store.mounted(&counts).unwrap().len(), 1);
+    assert_eq!(store.unmount(&target, &counts, false).unwrap(), 1);
+    assert!(target.join("keep").exists());
+    assert_eq!(store.unmount(&target, &counts, false).unwrap(), 0);
+    assert!(!target.join("keep").exists(), "unmounted at zero");
+
+    // A mount that vanished behind the counts' back is corrected.
+    store.mount(&id, &target, &counts).unwrap();
+    rustix::mount::unmount(target.as_path(), rustix::mount::UnmountFlags::empty()).unwrap();
+    assert!(store.mounted(&counts).unwrap().is_empty());
+    assert_eq!(store.mount(&id, &target, &counts).unwrap(), 1);
+    // A kill between the mount and its record (count still 0): unmount
+    // still cleans it.
+    let path = counts.join("layer-mounts.json");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("\"count\": 1", "\"count\": 0")).unwrap();
+    assert_eq!(store.unmount(&target, &counts, false).unwrap(), 0);
+    assert!(!target.join("keep").exists());
+    // Another layer's chain is refused at a target in use.
+    store.mount(&id, &target, &counts).unwrap();
+    let err = store
+        .mount(&b.id.to_string(), &target, &counts)
+        .unwrap_err();
+    assert!(err.to_string().contains("holds layer"), "{err}");
+    store.unmount(&target, &counts, true).unwrap();
 }
