@@ -82,6 +82,62 @@ fn is_mounted(target: &Path) -> bool {
     }
 }
 
+enum Overlay {
+    TooDeep,
+    Io(std::io::Error),
+}
+
+/// Mounts a read-only overlay of `lowers` (top first) at `target`: with
+/// the new mount API one lower directory per `lowerdir+` option (no limit
+/// on the depth: a 300-layer chain mounts), else in one `lowerdir=` string
+/// that must fit in a page.
+fn mount_overlay(lowers: &[PathBuf], target: &Path) -> std::result::Result<(), Overlay> {
+    use rustix::mount::{
+        FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, fsconfig_create,
+        fsconfig_set_string, fsmount, fsopen, move_mount,
+    };
+    let new_api = || -> rustix::io::Result<()> {
+        let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+        for l in lowers {
+            fsconfig_set_string(&fs, "lowerdir+", l.as_path())?;
+        }
+        fsconfig_create(&fs)?;
+        let m = fsmount(
+            &fs,
+            FsMountFlags::FSMOUNT_CLOEXEC,
+            MountAttrFlags::MOUNT_ATTR_RDONLY,
+        )?;
+        move_mount(
+            &m,
+            "",
+            rustix::fs::CWD,
+            target,
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    match new_api() {
+        Ok(()) => return Ok(()),
+        // No new mount API, or no `lowerdir+` (before 6.8): the old way.
+        Err(rustix::io::Errno::NOSYS | rustix::io::Errno::INVAL) => {}
+        Err(e) => return Err(Overlay::Io(e.into())),
+    }
+    let all: Vec<String> = lowers.iter().map(|p| escape(p)).collect();
+    let data = format!("lowerdir={}", all.join(":"));
+    if data.len() >= 4096 {
+        return Err(Overlay::TooDeep);
+    }
+    let data = std::ffi::CString::new(data)
+        .map_err(|_| Overlay::Io(std::io::Error::other("a layer path holds a NUL")))?;
+    rustix::mount::mount(
+        "overlay",
+        target,
+        "overlay",
+        rustix::mount::MountFlags::RDONLY,
+        Some(data.as_c_str()),
+    )
+    .map_err(|e| Overlay::Io(e.into()))
+}
+
 fn escape(p: &Path) -> String {
     p.to_string_lossy()
         .replace('\\', "\\\\")
@@ -138,28 +194,19 @@ impl Store {
         // stands under a single layer.
         let empty = self.root().join("empty");
         fs::create_dir_all(&empty).map_err(|e| Error::io(&empty, e))?;
-        let mut lowers: Vec<String> = chain.iter().map(|d| escape(d)).collect();
-        lowers.push(escape(&empty));
-        let data = format!("lowerdir={}", lowers.join(":"));
-        if data.len() >= 4096 {
-            return Err(Error::Invalid(format!(
-                "layer {}: its chain of {} layers does not fit in one page of mount options",
-                layer.id,
-                chain.len()
-            )));
-        }
-        let data = std::ffi::CString::new(data)
-            .map_err(|_| Error::Invalid("a layer path holds a NUL".to_owned()))?;
-        if let Err(e) = rustix::mount::mount(
-            "overlay",
-            target,
-            "overlay",
-            rustix::mount::MountFlags::RDONLY,
-            Some(data.as_c_str()),
-        ) {
+        let mut lowers = chain;
+        lowers.push(empty);
+        if let Err(e) = mount_overlay(&lowers, target) {
             counts.table.remove(&key);
             counts.save()?;
-            return Err(Error::io(target, e.into()));
+            return Err(match e {
+                Overlay::TooDeep => Error::Invalid(format!(
+                    "layer {}: its chain of {} layers does not fit in one page of mount options, and this kernel has no `lowerdir+` (6.8)",
+                    layer.id,
+                    lowers.len() - 1
+                )),
+                Overlay::Io(e) => Error::io(target, e),
+            });
         }
         counts.table.get_mut(&key).expect("inserted above").count = 1;
         counts.save()?;

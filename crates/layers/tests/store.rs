@@ -517,3 +517,36 @@ fn a_chain_mounts_read_only_with_counts() {
     assert!(err.to_string().contains("holds layer"), "{err}");
     store.unmount(&target, &counts, true).unwrap();
 }
+
+#[test]
+fn a_chain_of_300_layers_mounts() {
+    need_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = Store::open(&tmp.path().join("layers")).unwrap();
+    let counts = tmp.path().join("exec");
+    let mut parent: Option<Digest> = None;
+    for i in 0..300u32 {
+        let name = format!("f{i:03}");
+        let mut t = Vec::from(header(name.as_bytes(), b'0', 4, b"", 0, 0));
+        t.extend(padded(&i.to_le_bytes()));
+        let t = end(t);
+        let l = store
+            .apply(parent.as_ref(), &sha(&t), &t[..], None)
+            .unwrap();
+        parent = Some(l.id);
+    }
+    let top = parent.unwrap();
+    let target = tmp.path().join("deep");
+    let _guard = Unmount(target.clone());
+    store.mount(&top.to_string(), &target, &counts).unwrap();
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 300);
+    assert_eq!(
+        std::fs::read(target.join("f000")).unwrap(),
+        0u32.to_le_bytes()
+    );
+    assert_eq!(
+        std::fs::read(target.join("f299")).unwrap(),
+        299u32.to_le_bytes()
+    );
+    store.unmount(&target, &counts, false).unwrap();
+}
