@@ -399,7 +399,7 @@ impl Manager {
             ..old.clone()
         };
         let dir = self.layout.plugin_dir(&old.id);
-        let staging = dir.join("rootfs.new");
+        let staging = store::rootfs_paths(&dir).new;
         let me = self.reopen()?;
         let (rec, st) = (next.clone(), staging.clone());
         let extracted = tokio::task::spawn_blocking(move || me.extract_into(&rec, &st))

@@ -348,11 +348,12 @@ impl Layout {
         let mut f = File::create(&next_path).map_err(|e| Error::io(&next_path, e))?;
         f.write_all(&bytes).map_err(|e| Error::io(&next_path, e))?;
         f.sync_all().map_err(|e| Error::io(&next_path, e))?;
-        let (cur, old, new) = (
-            dir.join("rootfs"),
-            dir.join("rootfs.old"),
-            dir.join("rootfs.new"),
-        );
+        let RootfsPaths {
+            current: cur,
+            old,
+            new,
+            ..
+        } = rootfs_paths(&dir);
         remove_tree(&old)?;
         fs::rename(&cur, &old).map_err(|e| Error::io(&cur, e))?;
         fs::rename(&new, &cur).map_err(|e| Error::io(&new, e))?;
@@ -368,11 +369,12 @@ impl Layout {
     /// (undo); with `rootfs.new` gone, the rootfs was (finish).
     fn finish_upgrades(dir: &Path) -> Result<()> {
         let next = dir.join("plugin.json.next");
-        let (cur, old, new) = (
-            dir.join("rootfs"),
-            dir.join("rootfs.old"),
-            dir.join("rootfs.new"),
-        );
+        let RootfsPaths {
+            current: cur,
+            old,
+            new,
+            ..
+        } = rootfs_paths(dir);
         if next.exists() {
             if new.exists() {
                 if !cur.exists() && old.exists() {
@@ -390,7 +392,7 @@ impl Layout {
             }
         }
         remove_tree(&old)?;
-        remove_tree(&dir.join("rootfs.staging"))
+        remove_tree(&rootfs_paths(dir).staging)
     }
 
     /// Removes a plugin directory: renamed into `tmp/` first (one atomic
@@ -421,6 +423,26 @@ pub fn unmount_under(dir: &Path) -> Result<()> {
 /// under a plugin directory is refused, never emptied).
 pub fn remove_tree(path: &Path) -> Result<()> {
     pluginctl_runtime::mounts::remove_tree(path).map_err(Error::Fs)
+}
+
+/// A plugin's rootfs and its transitional siblings, named in one place:
+/// `rootfs` (the stored tree), `rootfs.staging` (being extracted),
+/// `rootfs.new` and `rootfs.old` (an upgrade's switch).
+pub(crate) struct RootfsPaths {
+    pub(crate) current: PathBuf,
+    pub(crate) staging: PathBuf,
+    pub(crate) new: PathBuf,
+    pub(crate) old: PathBuf,
+}
+
+/// The rootfs paths of the plugin directory `dir`.
+pub(crate) fn rootfs_paths(dir: &Path) -> RootfsPaths {
+    RootfsPaths {
+        current: dir.join("rootfs"),
+        staging: dir.join("rootfs.staging"),
+        new: dir.join("rootfs.new"),
+        old: dir.join("rootfs.old"),
+    }
 }
 
 /// A shared or exclusive hold on `<root>/ops.lock`; released on drop
