@@ -243,3 +243,71 @@ fn an_unreadable_record_is_named_and_hides_nothing_else() {
     ok(&pluginctl(&root).arg("gc").output().unwrap());
     assert_eq!(std::fs::read_dir(root.join("plugins")).unwrap().count(), 0);
 }
+
+#[test]
+fn check_names_what_changed_since_install() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("root");
+    let ctx = tmp.path().join("ctx");
+    sample_context(&ctx);
+    std::fs::create_dir_all(ctx.join("rootfs/etc")).unwrap();
+    std::fs::write(ctx.join("rootfs/etc/conf"), "a=1\n").unwrap();
+    std::fs::write(ctx.join("rootfs/etc/gone"), "x").unwrap();
+    ok(&pluginctl(&root)
+        .args(["create", "checked:1"])
+        .arg(&ctx)
+        .output()
+        .unwrap());
+    ok(&pluginctl(&root)
+        .args(["create", "other:1"])
+        .arg(&ctx)
+        .output()
+        .unwrap());
+    let out = ok(&pluginctl(&root).arg("check").output().unwrap());
+    assert_eq!(out, "checked:1: ok\nother:1: ok\n");
+
+    let id = ok(&pluginctl(&root)
+        .args(["inspect", "--format", "{{.Id}}", "checked:1"])
+        .output()
+        .unwrap())
+    .trim()
+    .to_owned();
+    let rootfs = root.join("plugins").join(&id).join("rootfs");
+    std::fs::write(rootfs.join("etc/conf"), "a=2\n").unwrap();
+    std::fs::remove_file(rootfs.join("etc/gone")).unwrap();
+    std::fs::write(rootfs.join("etc/new"), "y").unwrap();
+    let out = pluginctl(&root)
+        .args(["check", "checked:1", "other:1"])
+        .output()
+        .unwrap();
+    let err = fails(&out);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        stdout,
+        "checked:1: changed etc/conf\nchecked:1: missing etc/gone\nchecked:1: added etc/new\nother:1: ok\n"
+    );
+    assert!(err.contains("1 of 2 plugins differ"), "{err}");
+    // A blob that no longer matches its digest is named.
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.join("plugins").join(&id).join("plugin.json")).unwrap(),
+    )
+    .unwrap();
+    let digest = record["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let blob = root
+        .join("content/blobs/sha256")
+        .join(digest.strip_prefix("sha256:").unwrap());
+    let mut bytes = std::fs::read(&blob).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0xff;
+    std::fs::write(&blob, bytes).unwrap();
+    let out = pluginctl(&root)
+        .args(["check", "other:1"])
+        .output()
+        .unwrap();
+    fails(&out);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        stdout.starts_with(&format!("other:1: blob {digest}: its bytes hash to")),
+        "{stdout}"
+    );
+}

@@ -30,12 +30,14 @@ pub use pluginctl_registry as registry;
 pub use pluginctl_rootfs as rootfs;
 pub use pluginctl_runtime as runtime;
 
+mod check;
 mod create;
 mod remote;
 mod run;
 pub mod store;
 mod tree;
 
+pub use check::CheckReport;
 pub use create::CreateOptions;
 pub use remote::{InstallOptions, apply_settings, merge_settings};
 pub use run::{RestoreResult, RunOptions};

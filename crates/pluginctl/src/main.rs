@@ -52,6 +52,9 @@ enum Command {
     Rm(plugins::RmArgs),
     /// Delete blobs no plugin uses, and stale downloads
     Gc(plugins::GcArgs),
+    /// Verify installed plugins: blobs against their digests, each rootfs
+    /// against its layers (exit 1 listing what differs)
+    Check(plugins::CheckArgs),
     /// Show the privileges a plugin in a registry asks for
     Privileges(plugins::PrivilegesArgs),
     /// Install a plugin from a registry
@@ -136,6 +139,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => plugins::inspect(&cli.global, &a),
         Command::Rm(a) => plugins::rm(&cli.global, &a),
         Command::Gc(a) => plugins::gc(&cli.global, &a),
+        Command::Check(a) => plugins::check(&cli.global, &a),
         Command::Privileges(a) => plugins::privileges(&cli.global, &a),
         Command::Install(a) => plugins::install(&cli.global, &a),
         Command::Login(a) => login::login(&cli.global, &a),

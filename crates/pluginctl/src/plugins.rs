@@ -307,6 +307,54 @@ pub(crate) fn rm(g: &Global, a: &RmArgs) -> Result<()> {
     })
 }
 
+/// `pluginctl check`.
+#[derive(Debug, ClapArgs)]
+pub(crate) struct CheckArgs {
+    /// Plugins by name, ID or ID prefix (default: every plugin)
+    plugins: Vec<String>,
+}
+
+/// Verifies installed plugins: blobs against their digests, the rootfs
+/// against its layers. One line per difference; exit 1 when any.
+pub(crate) fn check(g: &Global, a: &CheckArgs) -> Result<()> {
+    let m = g.manager()?;
+    let names: Vec<String> = if a.plugins.is_empty() {
+        m.list()?.iter().map(Record::familiar_name).collect()
+    } else {
+        a.plugins.clone()
+    };
+    let mut differ = 0;
+    let mut out = std::io::stdout().lock();
+    for n in &names {
+        let r = m.check(n).with_context(|| format!("checking {n}"))?;
+        if r.is_clean() {
+            writeln!(out, "{n}: ok")?;
+            continue;
+        }
+        differ += 1;
+        for b in &r.blobs {
+            writeln!(out, "{n}: blob {b}")?;
+        }
+        for (what, list) in [
+            ("changed", &r.changed),
+            ("missing", &r.missing),
+            ("added", &r.added),
+        ] {
+            for p in list {
+                writeln!(out, "{n}: {what} {p}")?;
+            }
+        }
+    }
+    out.flush()?;
+    if differ > 0 {
+        bail!(
+            "{differ} of {} plugins differ from what was installed",
+            names.len()
+        );
+    }
+    Ok(())
+}
+
 /// `pluginctl gc`.
 #[derive(Debug, ClapArgs)]
 pub(crate) struct GcArgs {
