@@ -329,10 +329,12 @@ fn rm_removes_the_plugin_and_gc_keeps_shared_blobs() {
     let ctx = tmp.path().join("ctx");
     context(&ctx, CONFIG);
     let m = Manager::open(&tmp.path().join("root")).unwrap();
-    let a = m.create("a", &ctx, &CreateOptions::default()).unwrap();
-    let b = m.create("b", &ctx, &CreateOptions::default()).unwrap();
-    m.remove("a", false).unwrap();
-    assert!(matches!(m.get("a"), Err(Error::NotFound(_))));
+    // Names that are not hex: "a" would also be an ID prefix, and name
+    // b when b's random ID starts with it (Docker's resolvePluginID).
+    let a = m.create("pa", &ctx, &CreateOptions::default()).unwrap();
+    let b = m.create("pb", &ctx, &CreateOptions::default()).unwrap();
+    m.remove("pa", false).unwrap();
+    assert!(matches!(m.get("pa"), Err(Error::NotFound(_))));
     assert!(!tmp.path().join("root/plugins").join(&a.id).exists());
     // b shares every blob: all still there.
     for d in b.roots() {
