@@ -20,23 +20,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use super::{build_with_mkimage, make_context, scratch_root, wait_with_rusage};
+use super::{build_with_mkimage, env_number, make_context, scratch_root, wait_with_rusage};
 use crate::localreg::LocalRegistry;
 use crate::util::{Result, run as run_cmd};
 
 /// Alternated rounds per side, after one warm-up round of each.
 const ROUNDS: usize = 3;
 
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 pub(crate) fn run(out_dir: &Path, notes: &mut Vec<String>) -> Result<Vec<String>> {
-    let hosts = env_or("PLUGINCTL_BENCH_HOSTS", 32);
-    let mib = env_or("PLUGINCTL_BENCH_FLEET_MIB", 200) as u64;
+    let hosts = env_number("PLUGINCTL_BENCH_HOSTS", 32);
+    let mib = env_number("PLUGINCTL_BENCH_FLEET_MIB", 200);
     let pluginctl = build_with_mkimage()?;
     let ctx = out_dir.join(format!("manager-context-{mib}MiB"));
     make_context(&ctx, mib)?;

@@ -292,6 +292,14 @@ pub(crate) fn wait_with_rusage(pid: u32) -> std::io::Result<(i32, u64)> {
     }
 }
 
+/// A number from the environment (a benchmark's size), else `default`.
+pub(crate) fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A fast place for work directories: /dev/shm when there is one.
 pub(crate) fn scratch_root(out_dir: &Path) -> PathBuf {
     let shm = Path::new("/dev/shm");
@@ -330,10 +338,7 @@ fn make_input(path: &Path, mib: u64) -> Result<()> {
 /// The content store's ingest against one-core SHA-256 by OpenSSL and
 /// coreutils. Targets: ≥ 80% of OpenSSL's throughput, peak RSS < 32 MiB.
 fn content(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
-    let mib: u64 = std::env::var("PLUGINCTL_BENCH_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1024);
+    let mib = env_number("PLUGINCTL_BENCH_MIB", 1024);
     cargo(&[
         "build",
         "--release",
@@ -406,10 +411,7 @@ fn content(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
 /// a deterministic five-layer image (`mkimage`), about 1 GiB and 37k
 /// entries, as an OCI layout with gzip layers and as a `docker save` tar.
 fn rootfs(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
-    let mib: u64 = std::env::var("PLUGINCTL_BENCH_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1024);
+    let mib = env_number("PLUGINCTL_BENCH_MIB", 1024);
     cargo(&["build", "--release", "--quiet", "-p", "pluginctl"])?;
     cargo(&[
         "build",
@@ -587,10 +589,7 @@ fn rootfs(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
 /// registry. Targets: pull ≥ 1.5× skopeo with peak RSS < 64 MiB; push at
 /// least as fast as skopeo; a second push (every blob present) under 1 s.
 fn registry(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
-    let mib: u64 = std::env::var("PLUGINCTL_BENCH_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1024);
+    let mib = env_number("PLUGINCTL_BENCH_MIB", 1024);
     cargo(&[
         "build",
         "--release",
