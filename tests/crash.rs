@@ -79,14 +79,53 @@ fn consistent(root: &Path) -> Vec<String> {
         let rec =
             std::fs::read_to_string(root.join("plugins").join(id).join("plugin.json")).unwrap();
         assert!(rec.contains("\"incomplete\": false"), "{rec}");
-        assert!(
-            root.join("plugins")
-                .join(id)
-                .join("rootfs/data/f39")
-                .is_file()
-        );
+        assert!(rootfs_view(root, id).path().join("data/f39").is_file());
+    }
+    // The layer store: no incomplete layer, every recorded one there, and
+    // every plugin verifies (a directory without a record is gc's).
+    let layers = root.join("layers");
+    let names: Vec<String> = match std::fs::read(layers.join("layers.json")) {
+        Ok(b) => {
+            let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+            let all = v["layers"].as_array().unwrap();
+            assert!(all.iter().all(|l| l["incomplete"] != true), "{v}");
+            all.iter()
+                .map(|l| l["id"].as_str().unwrap()["sha256:".len()..].to_owned())
+                .collect()
+        }
+        Err(_) => Vec::new(),
+    };
+    for name in &names {
+        assert!(layers.join(name).join("diff").is_dir(), "layer {name}");
+    }
+    if !ids.is_empty() {
+        ok(&pluginctl(root).arg("check").output().unwrap());
     }
     ids
+}
+
+/// After `gc`, the layer store holds exactly the layers plugins use: no
+/// directory without a record (a killed apply or delete leaves one).
+fn gc_leaves_no_orphans(root: &Path) {
+    ok(&pluginctl(root).arg("gc").output().unwrap());
+    let used: Vec<String> = ok(&pluginctl(root)
+        .args(["layers", "ls", "-q", "--no-trunc"])
+        .output()
+        .unwrap())
+    .lines()
+    .map(|l| l.trim_start_matches("sha256:").to_owned())
+    .collect();
+    let mut dirs: Vec<String> = std::fs::read_dir(root.join("layers"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "empty")
+        .collect();
+    dirs.sort();
+    let mut want = used;
+    want.sort();
+    assert_eq!(dirs, want);
 }
 
 const DELAYS_MS: [u64; 8] = [1, 5, 10, 20, 35, 60, 100, 160];
@@ -125,8 +164,8 @@ fn killed_creates_and_removes_leave_a_consistent_store() {
         consistent(&root);
     }
     assert!(consistent(&root).is_empty());
-    // gc after all of it leaves no blob behind.
-    ok(&pluginctl(&root).arg("gc").output().unwrap());
+    // gc after all of it leaves no blob and no layer behind.
+    gc_leaves_no_orphans(&root);
     let blobs = std::fs::read_dir(root.join("content/blobs/sha256")).map_or(0, Iterator::count);
     assert_eq!(blobs, 0);
 }
@@ -161,6 +200,7 @@ fn killed_installs_leave_a_consistent_store() {
         ok(&pluginctl(&root).args(["rm", &name]).output().unwrap());
         consistent(&root);
     }
+    gc_leaves_no_orphans(&root);
 }
 
 #[test]
@@ -196,7 +236,8 @@ fn killed_upgrades_leave_the_old_or_the_new_plugin_whole() {
         assert_eq!(ids.len(), 1);
         let dir = root.join("plugins").join(&ids[0]);
         let record = std::fs::read_to_string(dir.join("plugin.json")).unwrap();
-        let version = std::fs::read_to_string(dir.join("rootfs/version")).unwrap();
+        let version =
+            std::fs::read_to_string(rootfs_view(&root, &ids[0]).path().join("version")).unwrap();
         // The record and the rootfs always agree.
         let upgraded = record.contains(&format!("\"reference\": \"{v2}\""));
         assert_eq!(version, if upgraded { "2" } else { "1" }, "{record}");
@@ -211,6 +252,7 @@ fn killed_upgrades_leave_the_old_or_the_new_plugin_whole() {
                 .unwrap());
         }
     }
+    gc_leaves_no_orphans(&root);
 }
 
 #[test]

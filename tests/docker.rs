@@ -141,12 +141,9 @@ fn docker_and_pluginctl_install_each_others_plugins() {
         .output()
         .unwrap()))
     .unwrap();
-    let rootfs = other_root
-        .join("plugins")
-        .join(id[0]["Id"].as_str().unwrap())
-        .join("rootfs");
+    let rootfs = rootfs_view(&other_root, id[0]["Id"].as_str().unwrap());
     assert_eq!(
-        std::fs::read(rootfs.join("volume-plugin")).unwrap(),
+        std::fs::read(rootfs.path().join("volume-plugin")).unwrap(),
         std::fs::read(volume_plugin()).unwrap()
     );
 

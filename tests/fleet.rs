@@ -54,14 +54,14 @@ fn install(root: &Path, hosts: &Path, name: &str) -> Child {
         .unwrap()
 }
 
-/// The one plugin's rootfs in `root`.
-fn rootfs(root: &Path) -> PathBuf {
+/// The one plugin's rootfs in `root`, as it runs.
+fn rootfs(root: &Path) -> RootfsView {
     let plugins: Vec<_> = std::fs::read_dir(root.join("plugins"))
         .unwrap()
-        .map(|e| e.unwrap().path())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(plugins.len(), 1, "{plugins:?}");
-    plugins[0].join("rootfs")
+    rootfs_view(root, &plugins[0])
 }
 
 /// Creates `name` from `ctx` in a fresh root and pushes it through the
@@ -125,7 +125,7 @@ fn thirty_two_hosts_install_through_a_pull_through_cache() {
         );
     }
     for (i, r) in roots.iter().enumerate() {
-        assert_eq!(tree(&rootfs(r)), want, "host {i}'s rootfs");
+        assert_eq!(tree(rootfs(r).path()), want, "host {i}'s rootfs");
     }
 
     // Upstream gone: the warm cache still serves installs.
@@ -133,7 +133,7 @@ fn thirty_two_hosts_install_through_a_pull_through_cache() {
     let late = tmp.path().join("late");
     let out = install(&late, &hosts, &name).wait_with_output().unwrap();
     ok(&out);
-    assert_eq!(tree(&rootfs(&late)), want);
+    assert_eq!(tree(rootfs(&late).path()), want);
 }
 
 #[test]
@@ -186,7 +186,7 @@ fn installs_finish_upstream_when_the_mirror_is_killed_mid_transfer() {
         {
             fell_back += 1;
         }
-        assert_eq!(tree(&rootfs(&roots[i])), want, "host {i}'s rootfs");
+        assert_eq!(tree(rootfs(&roots[i]).path()), want, "host {i}'s rootfs");
     }
     assert!(fell_back >= 1, "no install said it left the mirror");
 }
@@ -395,19 +395,25 @@ fn installs_into_one_root_that_share_a_layer_wait_for_each_other() {
         for c in children {
             ok(&c.wait_with_output().unwrap());
         }
-        let plugins: Vec<PathBuf> = std::fs::read_dir(root.join("plugins"))
+        let plugins: Vec<String> = std::fs::read_dir(root.join("plugins"))
             .unwrap()
-            .map(|e| e.unwrap().path())
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert_eq!(plugins.len(), 2, "round {round}");
-        for p in plugins {
+        for p in &plugins {
             assert_eq!(
-                tree(&p.join("rootfs")),
+                tree(rootfs_view(&root, p).path()),
                 want,
-                "round {round}: {}",
-                p.display()
+                "round {round}: {p}"
             );
         }
+        // One layer in the store, applied once, both plugins on it.
+        let layers = ok(&pluginctl(&root)
+            .args(["layers", "ls", "-q"])
+            .output()
+            .unwrap());
+        assert_eq!(layers.lines().count(), 1, "round {round}: {layers}");
+        assert_eq!(chain_of(&root, &plugins[0]), chain_of(&root, &plugins[1]));
         assert!(
             std::fs::read_dir(root.join("content/ingest")).map_or(0, Iterator::count) == 0,
             "round {round}: an ingest was left behind"

@@ -134,12 +134,7 @@ fn create_push_rm_privileges_install_set() {
     assert_eq!(installed[0]["Enabled"], serde_json::json!(false));
     let id = installed[0]["Id"].as_str().unwrap().to_owned();
     assert_eq!(
-        std::fs::read(
-            root.join("plugins")
-                .join(&id)
-                .join("rootfs/bin/volume-stub")
-        )
-        .unwrap(),
+        std::fs::read(rootfs_view(&root, &id).path().join("bin/volume-stub")).unwrap(),
         b"#!/bin/sh\n"
     );
     let err = fails(
@@ -216,6 +211,13 @@ fn create_push_rm_privileges_install_set() {
 
 #[test]
 fn upgrade_keeps_id_and_user_settings_and_takes_new_defaults() {
+    // The flat driver: this test is about the rootfs switch (the layered
+    // upgrade is `tests/layers.rs`'s).
+    let flat = |root: &std::path::Path| {
+        let mut c = pluginctl(root);
+        c.env("PLUGINCTL_STORAGE_DRIVER", "flat");
+        c
+    };
     let reg = Registry::plain();
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
@@ -249,15 +251,12 @@ fn upgrade_keeps_id_and_user_settings_and_takes_new_defaults() {
         ok(&pluginctl(&src).args(["push", &name]).output().unwrap());
     }
     let v1 = format!("{repo}:1.0");
-    ok(&pluginctl(&root)
+    ok(&flat(&root)
         .args(["install", "--disable", &v1, "DEBUG=1"])
         .output()
         .unwrap());
-    let before: serde_json::Value = serde_json::from_str(&ok(&pluginctl(&root)
-        .args(["inspect", &v1])
-        .output()
-        .unwrap()))
-    .unwrap();
+    let before: serde_json::Value =
+        serde_json::from_str(&ok(&flat(&root).args(["inspect", &v1]).output().unwrap())).unwrap();
     let id = before[0]["Id"].as_str().unwrap().to_owned();
     std::fs::create_dir_all(root.join("plugins").join(&id).join("propagated-mount")).unwrap();
     std::fs::write(
@@ -267,22 +266,19 @@ fn upgrade_keeps_id_and_user_settings_and_takes_new_defaults() {
     .unwrap();
 
     let err = fails(
-        &pluginctl(&root)
+        &flat(&root)
             .args(["upgrade", &v1, "127.0.0.1:1/other/repo:2"])
             .output()
             .unwrap(),
     );
     assert!(err.contains("--skip-remote-check"), "{err}");
 
-    ok(&pluginctl(&root)
+    ok(&flat(&root)
         .args(["upgrade", &v1, &format!("{repo}:2.0")])
         .output()
         .unwrap());
-    let after: serde_json::Value = serde_json::from_str(&ok(&pluginctl(&root)
-        .args(["inspect", &v1])
-        .output()
-        .unwrap()))
-    .unwrap();
+    let after: serde_json::Value =
+        serde_json::from_str(&ok(&flat(&root).args(["inspect", &v1]).output().unwrap())).unwrap();
     assert_eq!(after[0]["Id"], before[0]["Id"]);
     assert_eq!(after[0]["Name"], before[0]["Name"]);
     assert_eq!(after[0]["Config"]["Description"], serde_json::json!("v2"));
@@ -313,14 +309,14 @@ fn upgrade_keeps_id_and_user_settings_and_takes_new_defaults() {
     std::fs::write(dir.join("plugin.json.next"), &record).unwrap();
     std::fs::create_dir_all(&new).unwrap();
     std::fs::write(new.join("version"), b"half").unwrap();
-    ok(&pluginctl(&root).args(["ls"]).output().unwrap());
+    ok(&flat(&root).args(["ls"]).output().unwrap());
     assert!(!new.exists() && !dir.join("plugin.json.next").exists());
     assert_eq!(std::fs::read(cur.join("version")).unwrap(), b"v2");
     std::fs::rename(&cur, &old).unwrap();
     std::fs::create_dir_all(&cur).unwrap();
     std::fs::write(cur.join("version"), b"v3").unwrap();
     std::fs::write(dir.join("plugin.json.next"), &record).unwrap();
-    ok(&pluginctl(&root).args(["ls"]).output().unwrap());
+    ok(&flat(&root).args(["ls"]).output().unwrap());
     assert!(!old.exists() && !dir.join("plugin.json.next").exists());
     assert_eq!(std::fs::read(cur.join("version")).unwrap(), b"v3");
 }
@@ -364,7 +360,7 @@ fn a_zstd_plugin_round_trips_and_unknown_interface_types_are_warned_about() {
     .unwrap();
     let id = v[0]["Id"].as_str().unwrap();
     assert_eq!(
-        std::fs::read(root.join("plugins").join(id).join("rootfs/bin/tool")).unwrap(),
+        std::fs::read(rootfs_view(&root, id).path().join("bin/tool")).unwrap(),
         b"zstd layer content"
     );
 }

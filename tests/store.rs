@@ -202,8 +202,9 @@ fn an_unreadable_record_is_named_and_hides_nothing_else() {
     std::fs::write(record(&damaged), "{\"id\": ").unwrap();
     let text = std::fs::read_to_string(record(&future)).unwrap();
     let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(v["format"], 1, "records say their format");
-    v["format"] = 2.into();
+    // 2: a plugin on the layer store (1 is a flattened rootfs's).
+    assert_eq!(v["format"], 2, "records say their format");
+    v["format"] = 3.into();
     std::fs::write(record(&future), serde_json::to_vec(&v).unwrap()).unwrap();
 
     let out = pluginctl(&root).args(["ls", "-q"]).output().unwrap();
@@ -218,7 +219,7 @@ fn an_unreadable_record_is_named_and_hides_nothing_else() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("record format 2 is from a later pluginctl"),
+        stderr.contains("record format 3 is from a later pluginctl"),
         "{stderr}"
     );
     // Their blobs cannot be told from garbage: gc refuses, naming one.
@@ -246,6 +247,13 @@ fn an_unreadable_record_is_named_and_hides_nothing_else() {
 
 #[test]
 fn check_names_what_changed_since_install() {
+    check_case("flat");
+    check_case("overlay");
+}
+
+/// Two plugins from one context: under overlay they share their layer, so
+/// a file changed in it shows in both, named with the layer.
+fn check_case(driver: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
     let ctx = tmp.path().join("ctx");
@@ -253,16 +261,13 @@ fn check_names_what_changed_since_install() {
     std::fs::create_dir_all(ctx.join("rootfs/etc")).unwrap();
     std::fs::write(ctx.join("rootfs/etc/conf"), "a=1\n").unwrap();
     std::fs::write(ctx.join("rootfs/etc/gone"), "x").unwrap();
-    ok(&pluginctl(&root)
-        .args(["create", "checked:1"])
-        .arg(&ctx)
-        .output()
-        .unwrap());
-    ok(&pluginctl(&root)
-        .args(["create", "other:1"])
-        .arg(&ctx)
-        .output()
-        .unwrap());
+    for name in ["checked:1", "other:1"] {
+        ok(&pluginctl(&root)
+            .args(["--storage-driver", driver, "create", name])
+            .arg(&ctx)
+            .output()
+            .unwrap());
+    }
     let out = ok(&pluginctl(&root).arg("check").output().unwrap());
     assert_eq!(out, "checked:1: ok\nother:1: ok\n");
 
@@ -272,21 +277,38 @@ fn check_names_what_changed_since_install() {
         .unwrap())
     .trim()
     .to_owned();
-    let rootfs = root.join("plugins").join(&id).join("rootfs");
-    std::fs::write(rootfs.join("etc/conf"), "a=2\n").unwrap();
-    std::fs::remove_file(rootfs.join("etc/gone")).unwrap();
-    std::fs::write(rootfs.join("etc/new"), "y").unwrap();
+    let (files, suffix) = if let Some(chain) = chain_of(&root, &id) {
+        assert_eq!(driver, "overlay");
+        let hex = chain.strip_prefix("sha256:").unwrap().to_owned();
+        (
+            root.join("layers").join(&hex).join("diff"),
+            format!(" (layer {})", &hex[..12]),
+        )
+    } else {
+        assert_eq!(driver, "flat");
+        (root.join("plugins").join(&id).join("rootfs"), String::new())
+    };
+    std::fs::write(files.join("etc/conf"), "a=2\n").unwrap();
+    std::fs::remove_file(files.join("etc/gone")).unwrap();
+    std::fs::write(files.join("etc/new"), "y").unwrap();
     let out = pluginctl(&root)
         .args(["check", "checked:1", "other:1"])
         .output()
         .unwrap();
     let err = fails(&out);
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(
-        stdout,
-        "checked:1: changed etc/conf\nchecked:1: missing etc/gone\nchecked:1: added etc/new\nother:1: ok\n"
-    );
-    assert!(err.contains("1 of 2 plugins differ"), "{err}");
+    let differ = |name: &str| {
+        format!(
+            "{name}: changed etc/conf{suffix}\n{name}: missing etc/gone{suffix}\n{name}: added etc/new{suffix}\n"
+        )
+    };
+    if driver == "flat" {
+        assert_eq!(stdout, differ("checked:1") + "other:1: ok\n");
+        assert!(err.contains("1 of 2 plugins differ"), "{err}");
+    } else {
+        assert_eq!(stdout, differ("checked:1") + &differ("other:1"));
+        assert!(err.contains("2 of 2 plugins differ"), "{err}");
+    }
     // A blob that no longer matches its digest is named.
     let record: serde_json::Value = serde_json::from_slice(
         &std::fs::read(root.join("plugins").join(&id).join("plugin.json")).unwrap(),

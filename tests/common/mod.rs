@@ -180,3 +180,63 @@ impl Drop for Supervisors {
         signal("-KILL");
     }
 }
+
+/// A plugin's rootfs as it runs, to look at: its flattened tree (the flat
+/// driver, older roots), or its layer chain mounted read-only through
+/// `pluginctl layers mount` (unmounted on drop).
+pub struct RootfsView {
+    path: PathBuf,
+    mount: Option<(PathBuf, tempfile::TempDir)>,
+}
+
+impl RootfsView {
+    /// Where the tree is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for RootfsView {
+    fn drop(&mut self) {
+        if let Some((root, exec)) = &self.mount {
+            let _ = pluginctl(root)
+                .arg("--exec-root")
+                .arg(exec.path())
+                .args(["layers", "umount", "--force"])
+                .arg(&self.path)
+                .output();
+        }
+    }
+}
+
+/// The top of a plugin's layer chain, from its record (`None`: flattened).
+pub fn chain_of(root: &Path, id: &str) -> Option<String> {
+    let rec: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.join("plugins").join(id).join("plugin.json")).unwrap(),
+    )
+    .unwrap();
+    rec["chain"].as_str().map(str::to_owned)
+}
+
+/// The rootfs of plugin `id` (its full ID) under `root`.
+pub fn rootfs_view(root: &Path, id: &str) -> RootfsView {
+    let Some(chain) = chain_of(root, id) else {
+        return RootfsView {
+            path: root.join("plugins").join(id).join("rootfs"),
+            mount: None,
+        };
+    };
+    let exec = tempfile::tempdir().unwrap();
+    let target = exec.path().join("view");
+    ok(&pluginctl(root)
+        .arg("--exec-root")
+        .arg(exec.path())
+        .args(["layers", "mount", &chain])
+        .arg(&target)
+        .output()
+        .unwrap());
+    RootfsView {
+        path: target,
+        mount: Some((root.to_owned(), exec)),
+    }
+}

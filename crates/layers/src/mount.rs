@@ -13,6 +13,7 @@ use std::io::Write as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
+use pluginctl_rootfs::overlay::MountError;
 use serde::{Deserialize, Serialize};
 
 use crate::store::Store;
@@ -82,69 +83,6 @@ fn is_mounted(target: &Path) -> bool {
     }
 }
 
-enum Overlay {
-    TooDeep,
-    Io(std::io::Error),
-}
-
-/// Mounts a read-only overlay of `lowers` (top first) at `target`: with
-/// the new mount API one lower directory per `lowerdir+` option (no limit
-/// on the depth: a 300-layer chain mounts), else in one `lowerdir=` string
-/// that must fit in a page.
-fn mount_overlay(lowers: &[PathBuf], target: &Path) -> std::result::Result<(), Overlay> {
-    use rustix::mount::{
-        FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, fsconfig_create,
-        fsconfig_set_string, fsmount, fsopen, move_mount,
-    };
-    let new_api = || -> rustix::io::Result<()> {
-        let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
-        for l in lowers {
-            fsconfig_set_string(&fs, "lowerdir+", l.as_path())?;
-        }
-        fsconfig_create(&fs)?;
-        let m = fsmount(
-            &fs,
-            FsMountFlags::FSMOUNT_CLOEXEC,
-            MountAttrFlags::MOUNT_ATTR_RDONLY,
-        )?;
-        move_mount(
-            &m,
-            "",
-            rustix::fs::CWD,
-            target,
-            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    };
-    match new_api() {
-        Ok(()) => return Ok(()),
-        // No new mount API, or no `lowerdir+` (before 6.8): the old way.
-        Err(rustix::io::Errno::NOSYS | rustix::io::Errno::INVAL) => {}
-        Err(e) => return Err(Overlay::Io(e.into())),
-    }
-    let all: Vec<String> = lowers.iter().map(|p| escape(p)).collect();
-    let data = format!("lowerdir={}", all.join(":"));
-    if data.len() >= 4096 {
-        return Err(Overlay::TooDeep);
-    }
-    let data = std::ffi::CString::new(data)
-        .map_err(|_| Overlay::Io(std::io::Error::other("a layer path holds a NUL")))?;
-    rustix::mount::mount(
-        "overlay",
-        target,
-        "overlay",
-        rustix::mount::MountFlags::RDONLY,
-        Some(data.as_c_str()),
-    )
-    .map_err(|e| Overlay::Io(e.into()))
-}
-
-fn escape(p: &Path) -> String {
-    p.to_string_lossy()
-        .replace('\\', "\\\\")
-        .replace(':', "\\:")
-        .replace(',', "\\,")
-}
-
 impl Store {
     /// Mounts layer `what`'s chain read-only at `target` (created if
     /// missing), or counts one more holder when it is mounted there
@@ -192,20 +130,16 @@ impl Store {
         fs::create_dir_all(target).map_err(|e| Error::io(target, e))?;
         // A read-only overlay needs two lower directories: an empty one
         // stands under a single layer.
-        let empty = self.root().join("empty");
+        let empty = self.root().join(crate::store::EMPTY);
         fs::create_dir_all(&empty).map_err(|e| Error::io(&empty, e))?;
         let mut lowers = chain;
         lowers.push(empty);
-        if let Err(e) = mount_overlay(&lowers, target) {
+        if let Err(e) = pluginctl_rootfs::overlay::mount(&lowers, None, target) {
             counts.table.remove(&key);
             counts.save()?;
             return Err(match e {
-                Overlay::TooDeep => Error::Invalid(format!(
-                    "layer {}: its chain of {} layers does not fit in one page of mount options, and this kernel has no `lowerdir+` (6.8)",
-                    layer.id,
-                    lowers.len() - 1
-                )),
-                Overlay::Io(e) => Error::io(target, e),
+                e @ MountError::TooDeep(_) => Error::Invalid(format!("layer {}: {e}", layer.id)),
+                MountError::Io(e) => Error::io(target, e),
             });
         }
         counts.table.get_mut(&key).expect("inserted above").count = 1;

@@ -22,6 +22,10 @@ use serde::{Deserialize, Serialize};
 use crate::split::{Record, Recorder, SplitReader, SplitWriter, hex32};
 use crate::{Error, Result, chain_id};
 
+/// The empty directory that stands under a single layer mounted on its
+/// own (a read-only overlay needs two lower directories).
+pub(crate) const EMPTY: &str = "empty";
+
 /// The format of `layers.json` this release writes and reads.
 const FORMAT: u32 = 1;
 
@@ -662,7 +666,8 @@ impl Store {
         for e in fs::read_dir(&self.root).map_err(|e| Error::io(&self.root, e))? {
             let e = e.map_err(|e| Error::io(&self.root, e))?;
             let name = e.file_name().to_string_lossy().into_owned();
-            if e.path().is_dir() && !named.contains(&name) {
+            // `empty`: the lower directory under a single mounted layer.
+            if e.path().is_dir() && !named.contains(&name) && name != EMPTY {
                 remove_tree(&e.path())?;
             }
         }

@@ -68,6 +68,10 @@ impl Manager {
             // Layers that do not verify cannot say what the rootfs should be.
             return Ok(report);
         }
+        if record.chain.is_some() {
+            self.check_layers(&record, &mut report)?;
+            return Ok(report);
+        }
         let staging = self
             .layout
             .tmp()
@@ -96,6 +100,23 @@ impl Manager {
         } else {
             Err(format!("its bytes hash to {actual}"))
         }
+    }
+
+    /// Each layer of the chain against its tar-split; a path is shown with
+    /// the layer it belongs to.
+    fn check_layers(&self, record: &Record, report: &mut CheckReport) -> Result<()> {
+        for id in self.chain_of(record)? {
+            let r = self
+                .layers
+                .check(&id.to_string())
+                .map_err(|e| Error::State(format!("plugin {}: {e}", record.familiar_name())))?;
+            let short = &id.encoded()[..12];
+            let name = |p: String| format!("{p} (layer {short})");
+            report.changed.extend(r.changed.into_iter().map(name));
+            report.missing.extend(r.missing.into_iter().map(name));
+            report.added.extend(r.added.into_iter().map(name));
+        }
+        Ok(())
     }
 
     fn compare(&self, record: &Record, staging: &Path, report: &mut CheckReport) -> Result<()> {

@@ -10,7 +10,7 @@ use pluginctl_rootfs::layer::Compression;
 
 use crate::store::{self, Record};
 use crate::{
-    Cancel, Error, LayerProgress, Manager, PLUGIN_CONFIG_TYPE, Result, cancelled, chain,
+    Cancel, Driver, Error, LayerProgress, Manager, PLUGIN_CONFIG_TYPE, Result, cancelled, chain,
     default_settings,
 };
 
@@ -213,16 +213,25 @@ impl Manager {
         // The layer, straight into the content store; the same tar stream,
         // uncompressed, is extracted into the rootfs on another thread (no
         // decompression pass, and the rootfs is exactly the layer).
+        // On the layer store, the layer is applied from its blob once it
+        // is written (its diff_id names it).
+        let layered = self.driver().driver == Driver::Overlay;
         let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let staging_rootfs = store::rootfs_paths(dir).staging;
         store::remove_tree(&staging_rootfs)?;
-        std::fs::create_dir(&staging_rootfs).map_err(|e| Error::io(&staging_rootfs, e))?;
+        if !layered {
+            std::fs::create_dir(&staging_rootfs).map_err(|e| Error::io(&staging_rootfs, e))?;
+        }
         let mut w = self.content.writer(&ingest_name(id))?;
-        let (reader, mut writer) = std::io::pipe().map_err(|e| Error::io(dir, e))?;
+        let (reader, writer) = std::io::pipe().map_err(|e| Error::io(dir, e))?;
         let (written, extracted) = std::thread::scope(|s| {
             let target = &staging_rootfs;
+            let mut writer = (!layered).then_some(writer);
             let extraction = s.spawn(move || {
+                if layered {
+                    return Ok(pluginctl_rootfs::extract::Stats::default());
+                }
                 let opts = pluginctl_rootfs::extract::Options::default();
                 // Returning drops the reader: a failed extraction shows
                 // the writer a broken pipe rather than a hang.
@@ -240,7 +249,7 @@ impl Manager {
                 counted,
                 options.compression,
                 threads,
-                Some(&mut writer),
+                writer.as_mut().map(|w| w as &mut dyn std::io::Write),
             );
             drop(writer);
             (written, extraction.join())
@@ -287,7 +296,7 @@ impl Manager {
             manifest_digest,
             manifest_bytes.len() as u64,
         );
-        let record = Record {
+        let mut record = Record {
             format: store::RECORD_FORMAT,
             id: id.to_owned(),
             name: reference.to_string(),
@@ -297,6 +306,8 @@ impl Manager {
             manifest: manifest_desc,
             config_digest,
             layers: vec![layer],
+            // Known once its layer is applied.
+            chain: None,
             settings: default_settings(&config),
             // The user built it: what its config asks for is theirs.
             granted: pluginctl_privileges::compute(&config, None),
@@ -312,8 +323,12 @@ impl Manager {
             let lock = self.layout.lock()?;
             self.layout.save(&lock, &record)?;
         }
-        let target = store::rootfs_paths(dir).current;
-        std::fs::rename(&staging_rootfs, &target).map_err(|e| Error::io(&target, e))?;
+        if layered {
+            record.chain = self.apply_layers(&record)?;
+        } else {
+            let target = store::rootfs_paths(dir).current;
+            std::fs::rename(&staging_rootfs, &target).map_err(|e| Error::io(&target, e))?;
+        }
         Ok(record)
     }
 }

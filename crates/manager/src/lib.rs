@@ -8,11 +8,15 @@
 //! The facade (`lib.rs`: the manager, `list`, `inspect`, `remove`, `gc`)
 //! over one module per part of the lifecycle: `store.rs`, the plugin store
 //! (records, one metadata lock for every process sharing a root, atomic
-//! writes, crash recovery, the rootfs paths); `create.rs`, `create` from a
-//! context directory or tar; `tree.rs`, a plugin's rootfs extracted from
-//! its layers; `remote.rs`, `privileges`, `install`, `push` and `upgrade`
-//! through the registry client, and `set`; `run.rs`, `enable`, `disable`,
-//! `restore` and the supervisor's side of a running plugin.
+//! writes, crash recovery, the rootfs paths); `layered.rs`, the storage
+//! driver and plugins on the layer store (`pluginctl-layers`: layers
+//! shared by ChainID, mounted as the overlay's lower directories);
+//! `create.rs`, `create` from a context directory or tar; `tree.rs`, a
+//! flattened rootfs extracted from its layers (the flat driver);
+//! `remote.rs`, `privileges`, `install`, `push` and `upgrade` through the
+//! registry client (layers applied while others download), and `set`;
+//! `run.rs`, `enable`, `disable`, `restore` and the supervisor's side of a
+//! running plugin; `check.rs`, `check`; `usage.rs`, what `df` shows.
 //!
 //! ```no_run
 //! use pluginctl_manager::{Manager, CreateOptions};
@@ -24,6 +28,7 @@
 //! ```
 
 pub use pluginctl_content as content;
+pub use pluginctl_layers as layers;
 pub use pluginctl_oci as oci;
 pub use pluginctl_privileges as privileges;
 pub use pluginctl_registry as registry;
@@ -32,15 +37,19 @@ pub use pluginctl_runtime as runtime;
 
 mod check;
 mod create;
+mod layered;
 mod remote;
 mod run;
 pub mod store;
 mod tree;
+mod usage;
 
 pub use check::CheckReport;
 pub use create::CreateOptions;
+pub use layered::{Driver, DriverChoice};
 pub use remote::{InstallOptions, apply_settings, merge_settings};
 pub use run::{RestoreResult, RunOptions};
+pub use usage::{BlobUsage, LayerUsage, PluginUsage, Usage};
 
 use std::path::{Path, PathBuf};
 
@@ -85,6 +94,15 @@ pub enum Error {
     /// Layer or rootfs handling failed.
     #[error(transparent)]
     Rootfs(#[from] pluginctl_rootfs::Error),
+    /// Applying a layer to the layer store failed.
+    #[error("layer {layer}: {source}")]
+    Layer {
+        /// The layer's (compressed) digest.
+        layer: Digest,
+        /// Why.
+        #[source]
+        source: pluginctl_layers::Error,
+    },
     /// The registry failed (its message names the reference or digest).
     /// Kept typed: a caller can tell "unauthorized" from "not found".
     #[error(transparent)]
@@ -134,14 +152,19 @@ pub struct GcSummary {
     pub blobs: usize,
     /// Stale ingests deleted.
     pub ingests: usize,
-    /// Bytes freed.
+    /// Bytes of blobs freed.
     pub bytes: u64,
+    /// Layers deleted from the layer store; `None` when it was left alone
+    /// because another operation was in flight.
+    pub layers: Option<usize>,
 }
 
 /// The plugin manager over one root directory.
 pub struct Manager {
     layout: Layout,
     content: Store,
+    layers: pluginctl_layers::Store,
+    driver: std::sync::OnceLock<DriverChoice>,
 }
 
 /// The media type of a plugin config blob.
@@ -153,7 +176,14 @@ impl Manager {
     pub fn open(root: &Path) -> Result<Manager> {
         let layout = Layout::open(root)?;
         let content = Store::open(&root.join("content"))?;
-        let m = Manager { layout, content };
+        let layers = pluginctl_layers::Store::open(&root.join("layers"))
+            .map_err(|e| Error::State(format!("the layer store: {e}")))?;
+        let m = Manager {
+            layout,
+            content,
+            layers,
+            driver: std::sync::OnceLock::new(),
+        };
         if let Some(quiet) = m.layout.quiescent()? {
             let lock = m.layout.lock()?;
             for id in m.layout.recover(&lock, &quiet)? {
@@ -260,7 +290,7 @@ impl Manager {
     /// Removes a plugin (`force` also removes an enabled one), then its
     /// blobs no other plugin uses.
     pub fn remove(&self, what: &str, force: bool) -> Result<Record> {
-        let _op = self.layout.operation()?;
+        let op = self.layout.operation()?;
         let lock = self.layout.lock()?;
         let record = self.layout.find(&lock, what)?;
         if !force {
@@ -278,6 +308,8 @@ impl Manager {
         }
         tracing::info!(plugin = %record.familiar_name(), id = %record.id, "removed");
         drop(lock);
+        // Its own operation would keep gc off the layer store.
+        drop(op);
         // The plugin is gone; blobs left behind are the next gc's.
         if let Err(e) = self.gc() {
             tracing::warn!("{e}");
@@ -285,7 +317,7 @@ impl Manager {
         Ok(record)
     }
 
-    /// Deletes blobs that no plugin record references, and ingests idle
+    /// Deletes blobs and layers that no plugin record references, and ingests idle
     /// for a day (a download that may yet be resumed is kept until then).
     pub fn gc(&self) -> Result<GcSummary> {
         self.gc_idle(std::time::Duration::from_secs(24 * 3600))
@@ -310,14 +342,16 @@ impl Manager {
             )));
         }
         let mut roots: Vec<Digest> = Vec::new();
-        for r in records {
+        for r in &records {
             roots.extend(r.roots());
         }
+        let layers = self.gc_layers(&records)?;
         let report = self.content.gc(&roots, ingest_max_age)?;
         Ok(GcSummary {
             blobs: report.removed.len(),
             ingests: report.removed_ingests.len(),
             bytes: report.freed_bytes,
+            layers: layers.map(|l| l.len()),
         })
     }
 }

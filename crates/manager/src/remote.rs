@@ -46,9 +46,52 @@ impl InstallOptions {
 }
 
 /// The content store as the registry client's blob sinks: one ingest per
-/// blob (`pull-<digest>`), resumed from what an interrupted run left.
+/// blob (`pull-<digest>`), resumed from what an interrupted run left. Each
+/// blob in the store is told to `ready`.
 struct ContentSinks {
     content: Store,
+    ready: Arc<Ready>,
+}
+
+/// The blobs an install has in the content store, for the thread that
+/// applies each layer as soon as it and its parent are there (so that
+/// downloading and extracting overlap).
+#[derive(Default)]
+struct Ready {
+    /// The blobs there, and whether the fetch is over.
+    state: std::sync::Mutex<(std::collections::HashSet<Digest>, bool)>,
+    changed: std::sync::Condvar,
+}
+
+impl Ready {
+    fn update(&self, f: impl FnOnce(&mut (std::collections::HashSet<Digest>, bool))) {
+        let mut s = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut s);
+        self.changed.notify_all();
+    }
+
+    /// Waits until `d` is there (`true`) or the fetch is over without it.
+    fn wait(&self, d: &Digest) -> bool {
+        let mut s = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        loop {
+            if s.0.contains(d) {
+                return true;
+            }
+            if s.1 {
+                return false;
+            }
+            s = self
+                .changed
+                .wait(s)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+        }
+    }
 }
 
 impl BlobSinks for ContentSinks {
@@ -56,23 +99,31 @@ impl BlobSinks for ContentSinks {
 
     async fn open(&self, desc: &Descriptor) -> io::Result<Option<(Ingest, Option<Digester>)>> {
         let content = self.content.clone();
-        let desc = desc.clone();
+        let d = desc.clone();
         // Waiting for another writer of the blob is a blocking lock.
-        tokio::task::spawn_blocking(move || open_ingest(&content, &desc))
+        let opened = tokio::task::spawn_blocking(move || open_ingest(&content, &d))
             .await
             .map_err(io::Error::other)?
-            .map_err(io::Error::other)
+            .map_err(io::Error::other)?;
+        if opened.is_none() {
+            self.ready.update(|s| {
+                s.0.insert(desc.digest.clone());
+            });
+        }
+        Ok(opened)
     }
 
     async fn commit(&self, desc: &Descriptor, sink: Ingest) -> io::Result<()> {
-        let desc = desc.clone();
+        let d = desc.clone();
         // Commit fsyncs: off the async threads.
-        tokio::task::spawn_blocking(move || {
-            sink.0.commit(Some(desc.size), Some(&desc.digest)).map(drop)
-        })
-        .await
-        .map_err(io::Error::other)?
-        .map_err(io::Error::other)
+        tokio::task::spawn_blocking(move || sink.0.commit(Some(d.size), Some(&d.digest)).map(drop))
+            .await
+            .map_err(io::Error::other)?
+            .map_err(io::Error::other)?;
+        self.ready.update(|s| {
+            s.0.insert(desc.digest.clone());
+        });
+        Ok(())
     }
 
     async fn reject(&self, _: &Descriptor, sink: Ingest) -> io::Result<()> {
@@ -266,20 +317,18 @@ impl Manager {
         local: &Reference,
         id: &str,
     ) -> Result<Record, Error> {
-        let (manifest_digest, config_digest) =
-            self.pull_blobs(client, r, resolved, config_bytes).await?;
-        let record = Record {
+        let layers = resolved.manifest.layers.clone();
+        let layered = self.layered(&layers);
+        let mut record = Record {
             format: store::RECORD_FORMAT,
             id: id.to_owned(),
             name: local.to_string(),
             reference: r.to_string(),
-            manifest: Descriptor::new(
-                resolved.descriptor.media_type.clone(),
-                manifest_digest,
-                resolved.descriptor.size,
-            ),
-            config_digest,
-            layers: resolved.manifest.layers.clone(),
+            manifest: manifest_descriptor(resolved),
+            config_digest: resolved.manifest.config.digest.clone(),
+            layers,
+            // Known once its layers are applied.
+            chain: None,
             config,
             settings,
             granted,
@@ -290,44 +339,78 @@ impl Manager {
             created: store::now_rfc3339(),
             incomplete: true,
         };
+        // Recorded (incomplete) before anything is fetched: gc keeps what
+        // a record names, and recovery removes it if this process dies.
         {
             let lock = self.layout.lock()?;
             self.layout.save(&lock, &record)?;
         }
-        let dir = self.layout.plugin_dir(id);
-        let me = self.reopen()?;
-        let rec = record.clone();
-        tokio::task::spawn_blocking(move || me.extract_rootfs(&rec, &dir))
-            .await
-            .map_err(|e| Error::State(format!("extraction task: {e}")))??;
+        record.chain = self
+            .fetch(client, r, resolved, config_bytes, &record, layered)
+            .await?;
+        if !layered {
+            let dir = self.layout.plugin_dir(id);
+            let me = self.reopen()?;
+            let rec = record.clone();
+            tokio::task::spawn_blocking(move || me.extract_rootfs(&rec, &dir))
+                .await
+                .map_err(|e| Error::State(format!("extraction task: {e}")))??;
+        }
         Ok(record)
     }
 
-    /// Manifest, config and layers into the content store, each verified.
-    async fn pull_blobs(
+    /// Manifest, config and layers into the content store, each verified;
+    /// when `layered`, each layer applied to the layer store as soon as it
+    /// and its parent are there, while the others download (returns the
+    /// top layer's ChainID).
+    async fn fetch(
         &self,
         client: &Client,
         r: &Reference,
         resolved: &pluginctl_registry::Resolved,
         config_bytes: &[u8],
-    ) -> Result<(Digest, Digest), Error> {
+        record: &Record,
+        layered: bool,
+    ) -> Result<Option<Digest>, Error> {
         // Manifest and config: small, verified already.
-        let manifest_digest = self
-            .content
+        self.content
             .write_blob(&resolved.bytes, Some(&resolved.descriptor.digest))?;
-        let config_digest = self
-            .content
+        self.content
             .write_blob(config_bytes, Some(&resolved.manifest.config.digest))?;
+        let ready = Arc::new(Ready::default());
+        let applying = layered.then(|| {
+            let (me, rec, ready) = (self.reopen(), record.clone(), Arc::clone(&ready));
+            tokio::task::spawn_blocking(move || {
+                let me = me?;
+                let mut parent = None;
+                for (i, l) in rec.layers.iter().enumerate() {
+                    if !ready.wait(&l.digest) {
+                        // The fetch failed; it says why.
+                        return Ok(None);
+                    }
+                    parent = Some(me.apply_layer(&rec, i, parent.as_ref())?);
+                }
+                Ok::<_, Error>(parent)
+            })
+        });
         // Layers: streamed into ingests (three at once, the client's
         // transfer limit), committed only when verified.
         let sinks = Arc::new(ContentSinks {
             content: self.content.clone(),
+            ready: Arc::clone(&ready),
         });
-        client
+        let fetched = client
             .fetch_blobs(r, &resolved.manifest.layers, sinks)
-            .await
-            .map_err(Error::Registry)?;
-        Ok((manifest_digest, config_digest))
+            .await;
+        ready.update(|s| s.1 = true);
+        let applied = match applying {
+            Some(task) => task
+                .await
+                .map_err(|e| Error::State(format!("layer task: {e}")))?,
+            None => Ok(None),
+        };
+        fetched.map_err(Error::Registry)?;
+        applied
     }
 
     /// `docker plugin upgrade NAME [REF]`: the plugin must be disabled; it
@@ -380,34 +463,37 @@ impl Manager {
                 summary(&wider)
             )));
         }
-        let (manifest_digest, config_digest) = self
-            .pull_blobs(client, &r, &resolved, &config_bytes)
-            .await?;
-        let next = Record {
+        let layers = resolved.manifest.layers.clone();
+        let layered = self.layered(&layers);
+        let mut next = Record {
             format: store::RECORD_FORMAT,
-            manifest: Descriptor::new(
-                resolved.descriptor.media_type.clone(),
-                manifest_digest,
-                resolved.descriptor.size,
-            ),
-            config_digest,
-            layers: resolved.manifest.layers.clone(),
+            manifest: manifest_descriptor(&resolved),
+            config_digest: resolved.manifest.config.digest.clone(),
+            layers,
+            chain: None,
             config,
             settings,
             granted: [before, wider].concat(),
             reference: r.to_string(),
             ..old.clone()
         };
-        let dir = self.layout.plugin_dir(&old.id);
-        let staging = store::rootfs_paths(&dir).new;
-        let me = self.reopen()?;
-        let (rec, st) = (next.clone(), staging.clone());
-        let extracted = tokio::task::spawn_blocking(move || me.extract_into(&rec, &st))
-            .await
-            .map_err(|e| Error::State(format!("extraction task: {e}")))?;
-        if let Err(e) = extracted {
-            store::remove_tree(&staging)?;
-            return Err(e);
+        // Layers applied now stay until the switch names them: gc leaves
+        // the layer store alone while this operation is in flight.
+        next.chain = self
+            .fetch(client, &r, &resolved, &config_bytes, &next, layered)
+            .await?;
+        if !layered {
+            let dir = self.layout.plugin_dir(&old.id);
+            let staging = store::rootfs_paths(&dir).new;
+            let me = self.reopen()?;
+            let (rec, st) = (next.clone(), staging.clone());
+            let extracted = tokio::task::spawn_blocking(move || me.extract_into(&rec, &st))
+                .await
+                .map_err(|e| Error::State(format!("extraction task: {e}")))?;
+            if let Err(e) = extracted {
+                store::remove_tree(&staging)?;
+                return Err(e);
+            }
         }
         let lock = self.layout.lock()?;
         self.layout.commit_upgrade(&lock, &next)?;
@@ -418,6 +504,8 @@ impl Manager {
         Ok(Manager {
             layout: self.layout.clone(),
             content: pluginctl_content::Store::open(self.content.path())?,
+            layers: self.layers.clone(),
+            driver: self.driver.clone(),
         })
     }
 
@@ -501,6 +589,15 @@ impl Manager {
 }
 
 /// `network: host; mount: /data`: privileges in one line, for errors.
+/// The manifest as a record keeps it: media type, digest, size.
+fn manifest_descriptor(resolved: &pluginctl_registry::Resolved) -> Descriptor {
+    Descriptor::new(
+        resolved.descriptor.media_type.clone(),
+        resolved.descriptor.digest.clone(),
+        resolved.descriptor.size,
+    )
+}
+
 fn summary(list: &[PluginPrivilege]) -> String {
     list.iter()
         .map(|p| format!("{}: {}", p.name, p.value.join(", ")))

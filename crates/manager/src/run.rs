@@ -103,6 +103,9 @@ impl Manager {
         RunLayout {
             id: record.id.clone(),
             plugin_dir: self.layout.plugin_dir(&record.id),
+            // Filled where the plugin is started (`supervise`): nothing
+            // else mounts it.
+            lowers: Vec::new(),
             exec_dir: place.exec_root.join(&record.id),
             state_root: place.exec_root.join("runc"),
             runtime: place.runtime.clone(),
@@ -438,7 +441,14 @@ impl Manager {
         };
         // Where its enable recorded it runs (the podman drop-in directory
         // included, which the supervisor's command line does not carry).
-        let layout = self.layout_at(&record, &Self::place(&record, opts));
+        let mut layout = self.layout_at(&record, &Self::place(&record, opts));
+        layout.lowers = match self.lowers(&record) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = writeln!(report, "error: {e}");
+                return Err(e);
+            }
+        };
         let policy = Policy {
             timeout: opts.timeout,
             ..Policy::default()

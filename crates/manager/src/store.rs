@@ -11,8 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// The format of `plugin.json` this release writes and reads.
-pub const RECORD_FORMAT: u32 = 1;
+/// The latest format of `plugin.json` this release writes and reads: 2
+/// for a plugin on the layer store (a release before it would look for a
+/// flattened rootfs that is not there, so it must not read one), 1 for a
+/// flattened rootfs (what every release reads).
+pub const RECORD_FORMAT: u32 = 2;
 
 fn first_format() -> u32 {
     1
@@ -51,6 +54,12 @@ pub struct Record {
     pub config_digest: Digest,
     /// Every layer, lowest first: kept so that gc never deletes them.
     pub layers: Vec<Descriptor>,
+    /// The top of its layer chain in the layer store (a ChainID): its
+    /// rootfs is that chain, mounted. `None`: a flattened rootfs under its
+    /// directory (the flat driver, and plugins from before the layer
+    /// store).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<Digest>,
     /// The parsed config (the blob stays the source of truth).
     pub config: PluginConfig,
     /// The user's settings: env, args, mount sources, device paths.
@@ -231,7 +240,7 @@ impl Layout {
             };
             match serde_json::from_slice::<Record>(&bytes) {
                 Ok(r) if r.format > RECORD_FORMAT => bad.push(unreadable(format!(
-                    "record format {} is from a later pluginctl (this one reads format {RECORD_FORMAT})",
+                    "record format {} is from a later pluginctl (this one reads formats up to {RECORD_FORMAT})",
                     r.format
                 ))),
                 Ok(r) => out.push(r),
@@ -249,8 +258,7 @@ impl Layout {
         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let path = dir.join("plugin.json");
         let tmp = dir.join("plugin.json.tmp");
-        let mut bytes = serde_json::to_vec_pretty(record).expect("records serialise");
-        bytes.push(b'\n');
+        let bytes = record_bytes(record);
         let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         f.write_all(&bytes).map_err(|e| Error::io(&tmp, e))?;
         f.sync_all().map_err(|e| Error::io(&tmp, e))?;
@@ -322,6 +330,7 @@ impl Layout {
             };
             if !incomplete {
                 Layout::finish_upgrades(&dir)?;
+                Layout::drop_flattened(&dir)?;
                 continue;
             }
             self.discard(lock, &id)?;
@@ -336,15 +345,15 @@ impl Layout {
     }
 
     /// Switches a plugin to an upgraded record whose rootfs is extracted in
-    /// `rootfs.new`: (1) `plugin.json.next` written, (2) `rootfs` renamed
-    /// to `rootfs.old`, (3) `rootfs.new` to `rootfs`, (4) the next record
+    /// `rootfs.new` (or whose layers are in the layer store): (1)
+    /// `plugin.json.next` written, (2) `rootfs` (if any) renamed to
+    /// `rootfs.old`, (3) `rootfs.new` (if any) to `rootfs`, (4) the next record
     /// renamed over `plugin.json`, (5) `rootfs.old` deleted. A switch a
     /// crash interrupted is completed or undone by `finish_upgrades`.
     pub fn commit_upgrade(&self, _lock: &MetaLock, next: &Record) -> Result<()> {
         let dir = self.plugin_dir(&next.id);
         let next_path = dir.join("plugin.json.next");
-        let mut bytes = serde_json::to_vec_pretty(next).expect("records serialise");
-        bytes.push(b'\n');
+        let bytes = record_bytes(next);
         let mut f = File::create(&next_path).map_err(|e| Error::io(&next_path, e))?;
         f.write_all(&bytes).map_err(|e| Error::io(&next_path, e))?;
         f.sync_all().map_err(|e| Error::io(&next_path, e))?;
@@ -355,8 +364,14 @@ impl Layout {
             ..
         } = rootfs_paths(&dir);
         remove_tree(&old)?;
-        fs::rename(&cur, &old).map_err(|e| Error::io(&cur, e))?;
-        fs::rename(&new, &cur).map_err(|e| Error::io(&new, e))?;
+        // A plugin on the layer store has no flattened rootfs to swap: its
+        // layers are complete before the next record names them.
+        if cur.exists() {
+            fs::rename(&cur, &old).map_err(|e| Error::io(&cur, e))?;
+        }
+        if next.chain.is_none() {
+            fs::rename(&new, &cur).map_err(|e| Error::io(&new, e))?;
+        }
         fs::rename(&next_path, dir.join("plugin.json")).map_err(|e| Error::io(&next_path, e))?;
         File::open(&dir)
             .and_then(|d| d.sync_all())
@@ -395,6 +410,19 @@ impl Layout {
         remove_tree(&rootfs_paths(dir).staging)
     }
 
+    /// A plugin moved onto the layer store by an upgrade keeps no
+    /// flattened rootfs: one a crash left after the switch is deleted.
+    fn drop_flattened(dir: &Path) -> Result<()> {
+        let path = dir.join("plugin.json");
+        let Ok(bytes) = fs::read(&path) else {
+            return Ok(());
+        };
+        match serde_json::from_slice::<Record>(&bytes) {
+            Ok(r) if r.chain.is_some() => remove_tree(&rootfs_paths(dir).current),
+            _ => Ok(()),
+        }
+    }
+
     /// Removes a plugin directory: renamed into `tmp/` first (one atomic
     /// step: the record is gone), then deleted on this file system only.
     pub fn discard(&self, _lock: &MetaLock, id: &str) -> Result<()> {
@@ -412,6 +440,16 @@ impl Layout {
         }
         remove_tree(&grave)
     }
+}
+
+/// A record as `plugin.json` holds it, with the format its content needs:
+/// 1 for a flattened rootfs (older releases read it), 2 for a layer chain.
+fn record_bytes(record: &Record) -> Vec<u8> {
+    let mut r = record.clone();
+    r.format = if r.chain.is_some() { 2 } else { 1 };
+    let mut bytes = serde_json::to_vec_pretty(&r).expect("records serialise");
+    bytes.push(b'\n');
+    bytes
 }
 
 /// Unmounts everything mounted at or under `dir` (deepest first).

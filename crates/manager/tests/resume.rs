@@ -70,7 +70,7 @@ async fn an_interrupted_download_resumes_and_a_bad_prefix_is_dropped() {
         .collect();
     assert_eq!(ranges, [format!("bytes={half}-")]);
     assert_eq!(
-        std::fs::read(m.rootfs(&r).join("big")).unwrap(),
+        std::fs::read(m.lowers(&r).unwrap()[0].join("big")).unwrap(),
         pluginctl_testkit::pattern(7, 3 << 20)
     );
 

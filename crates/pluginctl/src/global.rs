@@ -30,6 +30,11 @@ pub(crate) struct Global {
     /// exists; "" for none)
     #[arg(long, global = true, value_name = "FILE")]
     pub(crate) daemon_config: Option<PathBuf>,
+    /// How new plugins' rootfs are stored: overlay (layers shared in the
+    /// layer store; needs root) or flat (a copy per plugin). Default:
+    /// overlay where it works, else flat ($PLUGINCTL_STORAGE_DRIVER)
+    #[arg(long, global = true, value_name = "DRIVER")]
+    pub(crate) storage_driver: Option<String>,
     /// No progress output
     #[arg(short, long, global = true)]
     pub(crate) quiet: bool,
@@ -77,8 +82,9 @@ impl Global {
         data.join("pluginctl")
     }
 
-    pub(crate) fn run_options(&self) -> pluginctl_manager::RunOptions {
-        let exec_root = self.exec_root.clone().unwrap_or_else(|| {
+    /// Where running plugins and mounted layers are kept track of (tmpfs).
+    pub(crate) fn exec_root(&self) -> PathBuf {
+        self.exec_root.clone().unwrap_or_else(|| {
             if is_root() {
                 PathBuf::from("/run/pluginctl")
             } else {
@@ -86,7 +92,11 @@ impl Global {
                     .map_or_else(std::env::temp_dir, PathBuf::from)
                     .join("pluginctl")
             }
-        });
+        })
+    }
+
+    pub(crate) fn run_options(&self) -> pluginctl_manager::RunOptions {
+        let exec_root = self.exec_root();
         let mut o = pluginctl_manager::RunOptions::new(&exec_root);
         o.runtime.clone_from(&self.runtime);
         o.publish_dir.clone_from(&self.publish_dir);
@@ -184,11 +194,29 @@ impl Global {
         self.manager_new()
     }
 
+    /// Says, before a plugin is stored, that it gets a flattened copy
+    /// because overlay cannot be used here (not when asked for).
+    pub(crate) fn say_driver(&self, m: &Manager) {
+        let d = m.driver();
+        if d.driver == pluginctl_manager::Driver::Flat && !d.asked && !self.quiet {
+            eprintln!(
+                "pluginctl: storage driver flat: {} (each plugin gets its own copy of its rootfs)",
+                d.why
+            );
+        }
+    }
+
     /// The manager, making the root when it is missing (`create`,
     /// `install`).
     pub(crate) fn manager_new(&self) -> Result<Manager> {
         let root = self.root();
-        Manager::open(&root).with_context(|| format!("opening {}", root.display()))
+        let m = Manager::open(&root).with_context(|| format!("opening {}", root.display()))?;
+        let asked = (self.storage_driver.clone())
+            .or_else(|| std::env::var("PLUGINCTL_STORAGE_DRIVER").ok());
+        match asked.as_deref() {
+            None | Some("") => Ok(m),
+            Some(d) => Ok(m.with_driver(pluginctl_manager::Driver::parse(d)?)?),
+        }
     }
 }
 

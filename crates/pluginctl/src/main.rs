@@ -10,6 +10,7 @@ mod flatten;
 mod format;
 mod global;
 mod interrupt;
+mod layers;
 mod login;
 mod plugins;
 mod progress;
@@ -50,11 +51,17 @@ enum Command {
     /// Remove plugins, then blobs nothing uses
     #[command(alias = "remove")]
     Rm(plugins::RmArgs),
-    /// Delete blobs no plugin uses, and stale downloads
+    /// Delete blobs and layers no plugin uses, and stale downloads
     Gc(plugins::GcArgs),
     /// Verify installed plugins: blobs against their digests, each rootfs
     /// against its layers (exit 1 listing what differs)
     Check(plugins::CheckArgs),
+    /// The layer store: list, inspect, rebuild a layer's tar, mount a chain
+    #[command(subcommand)]
+    Layers(layers::LayersCommand),
+    /// Show what the root holds: plugins, layers and blobs, shared and
+    /// unique sizes, what gc would reclaim
+    Df(layers::DfArgs),
     /// Show the privileges a plugin in a registry asks for
     Privileges(plugins::PrivilegesArgs),
     /// Install a plugin from a registry
@@ -140,6 +147,8 @@ fn main() -> ExitCode {
         Command::Rm(a) => plugins::rm(&cli.global, &a),
         Command::Gc(a) => plugins::gc(&cli.global, &a),
         Command::Check(a) => plugins::check(&cli.global, &a),
+        Command::Layers(c) => layers::run(&cli.global, &c),
+        Command::Df(a) => layers::df(&cli.global, &a),
         Command::Privileges(a) => plugins::privileges(&cli.global, &a),
         Command::Install(a) => plugins::install(&cli.global, &a),
         Command::Login(a) => login::login(&cli.global, &a),

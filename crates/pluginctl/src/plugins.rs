@@ -33,6 +33,7 @@ pub(crate) fn create(g: &Global, a: &CreateArgs) -> Result<()> {
         other => bail!("--compress {other:?}: expected gzip or zstd"),
     };
     let m = g.manager_new()?;
+    g.say_driver(&m);
     crate::interrupt::cooperate();
     let mut options = CreateOptions::compression(compression).with_cancel(crate::interrupt::flag());
     let bar = (!g.quiet).then(|| crate::progress::layer_bar(&a.name));
@@ -367,8 +368,12 @@ pub(crate) struct GcArgs {
 pub(crate) fn gc(g: &Global, a: &GcArgs) -> Result<()> {
     let m = g.manager()?;
     let s = if a.all { m.gc_all()? } else { m.gc()? };
+    let layers = s.layers.map_or_else(
+        || "no layers (another command is running; the next gc takes them)".to_owned(),
+        |n| format!("{n} layers"),
+    );
     println!(
-        "removed {} blobs and {} stale downloads, freed {} bytes",
+        "removed {} blobs, {layers} and {} stale downloads, freed {} bytes of blobs",
         s.blobs, s.ingests, s.bytes
     );
     Ok(())
@@ -513,6 +518,7 @@ pub(crate) struct InstallArgs {
 
 pub(crate) fn install(g: &Global, a: &InstallArgs) -> Result<()> {
     let m = g.manager_new()?;
+    g.say_driver(&m);
     let client = g.client()?;
     let opts = InstallOptions::new(a.alias.clone(), a.settings.clone());
     let all = a.grant_all_permissions;
@@ -588,6 +594,7 @@ pub(crate) struct UpgradeArgs {
 
 pub(crate) fn upgrade(g: &Global, a: &UpgradeArgs) -> Result<()> {
     let m = g.manager()?;
+    g.say_driver(&m);
     let client = g.client()?;
     let all = a.grant_all_permissions;
     let r = runtime()?

@@ -7,7 +7,9 @@
 //! - [`extract`]: applies layers to a directory without ever writing outside
 //!   it, with OCI whiteouts (or, for one layer on its own, whiteouts in
 //!   overlayfs form);
-//! - [`remove`]: deletes a tree without crossing a mount.
+//! - [`remove`]: deletes a tree without crossing a mount;
+//! - [`overlay`]: the one overlay mount (lower directories, an optional
+//!   upper one; one `lowerdir+` per layer where the kernel has it).
 //!
 //! Synchronous `std::io`; everything takes `impl Read`, not store paths.
 //!
@@ -38,6 +40,7 @@ pub mod decompress;
 pub mod extract;
 pub mod flatten;
 pub mod layer;
+pub mod overlay;
 mod path;
 pub mod readahead;
 pub mod remove;

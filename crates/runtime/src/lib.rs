@@ -3,8 +3,8 @@
 //! - [`spec::build`]: the OCI runtime spec dockerd builds for a plugin, as a
 //!   pure function of its config, settings and paths, held against the
 //!   spec Docker 20.10 wrote.
-//! - [`run`]: the bundle (an overlay over the stored rootfs, which is never
-//!   written), the runtime's `run`, readiness on the socket with the exit
+//! - [`run`]: the bundle (an overlay over the plugin's read-only lower
+//!   directories: its layer chain or its flattened rootfs), the runtime's `run`, readiness on the socket with the exit
 //!   status and log tail when it does not come, a stop that leaves nothing
 //!   mounted.
 //! - [`supervise`]: the per-plugin supervisor (lease, bounded log, restarts

@@ -1,5 +1,6 @@
 //! Running a plugin under an OCI runtime (runc by default): the bundle
-//! (an overlay over the stored rootfs, so it is never written to), the
+//! (an overlay over the plugin's layers or flattened rootfs, so they are
+//! never written to), the
 //! process in its own session, readiness on the plugin's socket, and a stop
 //! that leaves nothing mounted.
 
@@ -37,9 +38,13 @@ pub(crate) fn io(what: &str, path: &Path, e: impl std::fmt::Display) -> RunError
 pub struct Layout {
     /// The plugin's ID (the runtime's container ID too).
     pub id: String,
-    /// `<root>/plugins/<id>`: holds `rootfs/`, and `upper/`, `work/` and
-    /// `propagated-mount/` while it runs.
+    /// `<root>/plugins/<id>`: holds `upper/`, `work/` and
+    /// `propagated-mount/` while it runs, and its log.
     pub plugin_dir: PathBuf,
+    /// The plugin's read-only rootfs, top first: the overlay's lower
+    /// directories (a layer chain, or one flattened rootfs). Never
+    /// written.
+    pub lowers: Vec<PathBuf>,
     /// `<exec-root>/<id>`: the bundle, the overlay mount, the socket dir.
     pub exec_dir: PathBuf,
     /// The runtime's state root (`runc --root`).
@@ -110,16 +115,15 @@ fn host_device(path: &str) -> std::result::Result<HostDevice, String> {
     Ok((kind, major, minor, m.mode() & 0o7777, m.uid(), m.gid()))
 }
 
-/// Prepares the bundle: the overlay rootfs (lower: the stored rootfs; upper
-/// and work under the plugin dir), the socket dir, the propagated mount
+/// Prepares the bundle: the overlay rootfs (lower: the layout's `lowers`;
+/// upper and work under the plugin dir), the socket dir, the propagated mount
 /// made a shared mount point, and `config.json`.
 pub fn prepare(
     layout: &Layout,
     config: &PluginConfig,
     settings: &PluginSettings,
 ) -> Result<PathBuf> {
-    use rustix::mount::{MountFlags, MountPropagationFlags, mount, mount_bind, mount_change};
-    let rootfs = layout.plugin_dir.join("rootfs");
+    use rustix::mount::{MountPropagationFlags, mount_bind, mount_change};
     let (upper, work) = (
         layout.plugin_dir.join("upper"),
         layout.plugin_dir.join("work"),
@@ -135,35 +139,15 @@ pub fn prepare(
     ] {
         fs::create_dir_all(d).map_err(|e| io("creating", d, e))?;
     }
-    // Overlay options separate with `,` and lower dirs with `:`; a path
-    // holding either (a root under `reg:5000/...`) is escaped.
-    let escape = |p: &Path| {
-        p.to_string_lossy()
-            .replace('\\', "\\\\")
-            .replace(':', "\\:")
-            .replace(',', "\\,")
-    };
-    let data = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        escape(&rootfs),
-        escape(&upper),
-        escape(&work)
-    );
-    let data = std::ffi::CString::new(data).map_err(|_| {
-        io(
+    if layout.lowers.is_empty() {
+        return Err(io(
             "mounting the overlay rootfs at",
             &target,
-            "a path holds a NUL",
-        )
-    })?;
-    mount(
-        "overlay",
-        &target,
-        "overlay",
-        MountFlags::empty(),
-        Some(data.as_c_str()),
-    )
-    .map_err(|e| io("mounting the overlay rootfs at", &target, e))?;
+            "no lower directory",
+        ));
+    }
+    pluginctl_rootfs::overlay::mount(&layout.lowers, Some((&upper, &work)), &target)
+        .map_err(|e| io("mounting the overlay rootfs at", &target, e))?;
     // Private: on a host whose mounts are shared (systemd makes `/` so),
     // the mounts the runtime makes inside the plugin's namespace would
     // otherwise propagate back here (moby makes its plugin root private

@@ -174,6 +174,7 @@ pub fn live(exec_root: &Path) -> Vec<(String, u32)> {
                 exec_dir: exec_root.join(&id),
                 state_root: exec_root.join("runc"),
                 plugin_dir: std::path::PathBuf::new(),
+                lowers: Vec::new(),
                 runtime: String::new(),
                 publish: None,
                 id,
@@ -423,6 +424,7 @@ mod tests {
         Layout {
             id: "a".repeat(64),
             plugin_dir: dir.join("plugins/a"),
+            lowers: vec![dir.join("plugins/a/rootfs")],
             exec_dir: dir.join("run").join("a".repeat(64)),
             state_root: dir.join("run/runc"),
             runtime: "runc".into(),
