@@ -24,9 +24,10 @@
 //!   kill between the mount and its record; one `lowerdir+` per layer
 //!   (kernel 6.8+), so a 300-layer chain mounts.
 //!
-//! Not yet here (issue 11 goes on): the unprivileged copy-per-layer
-//! fallback, and the manager on top. The manager does not use this crate
-//! yet.
+//! `pluginctl-manager` keeps plugins' rootfs here (a plugin record names
+//! its chain's top layer) and chooses a flattened rootfs per plugin where
+//! overlay cannot be used; `examples/apply.rs` applies an OCI layout's
+//! layers, as `podman pull oci:` does.
 //!
 //! ```no_run
 //! # fn demo() -> Result<(), pluginctl_layers::Error> {
@@ -44,6 +45,7 @@
 //! ```
 
 mod mount;
+mod shadow;
 mod split;
 mod store;
 

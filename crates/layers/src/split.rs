@@ -5,8 +5,11 @@
 //!
 //! - `R` len:u32 bytes — raw archive bytes (headers, PAX and GNU long-name
 //!   entries, padding, end blocks, whatever follows them), verbatim;
-//! - `F` len:u16 path size:u64 sha256:[32] — a regular file's contents,
-//!   found at `path` (as extracted) in the layer's directory;
+//! - `C` len:u16 path size:u64 crc32:u32 — a regular file's contents,
+//!   found at `path` (as extracted) in the layer's directory, with their
+//!   CRC-32 (as containers/storage keeps a CRC-64: a check against change
+//!   on disk, at many GB/s; `diff` also checks the whole tar's digest, so
+//!   it never hands over a tar whose digest lies);
 //! - `N` len:u16 path — another entry that lands at `path` (a directory,
 //!   link, device or whiteout), for `check` to know what belongs there;
 //! - `E` — the end.
@@ -19,7 +22,6 @@ use std::io::{self, Read, Write};
 use flate2::Compression as Level;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
-use pluginctl_oci::{Algorithm, Digester};
 
 const RAW_CHUNK: usize = 64 << 10;
 
@@ -29,14 +31,14 @@ pub enum Record {
     /// Archive bytes, verbatim.
     Raw(Vec<u8>),
     /// A regular file's contents: where it was extracted, its size and
-    /// SHA-256.
+    /// CRC-32.
     File {
         /// Path inside the layer directory.
         path: Vec<u8>,
         /// Bytes.
         size: u64,
-        /// SHA-256 of the contents.
-        sha256: [u8; 32],
+        /// CRC-32 (zlib's) of the contents.
+        crc32: u32,
     },
     /// Another entry's path inside the layer directory.
     Name(Vec<u8>),
@@ -90,10 +92,10 @@ impl<W: Write> SplitWriter<W> {
         self.out.write_all(path)
     }
 
-    pub(crate) fn file(&mut self, path: &[u8], size: u64, sha256: &[u8; 32]) -> io::Result<()> {
-        self.path(b'F', path)?;
+    pub(crate) fn file(&mut self, path: &[u8], size: u64, crc32: u32) -> io::Result<()> {
+        self.path(b'C', path)?;
         self.out.write_all(&size.to_le_bytes())?;
-        self.out.write_all(sha256)
+        self.out.write_all(&crc32.to_le_bytes())
     }
 
     pub(crate) fn name(&mut self, path: &[u8]) -> io::Result<()> {
@@ -155,16 +157,16 @@ impl<R: Read> SplitReader<R> {
                 self.inner.read_exact(&mut raw)?;
                 Ok(Some(Record::Raw(raw)))
             }
-            b'F' => {
+            b'C' => {
                 let path = self.path()?;
                 let mut size = [0u8; 8];
                 self.inner.read_exact(&mut size)?;
-                let mut sha256 = [0u8; 32];
-                self.inner.read_exact(&mut sha256)?;
+                let mut crc = [0u8; 4];
+                self.inner.read_exact(&mut crc)?;
                 Ok(Some(Record::File {
                     path,
                     size: u64::from_le_bytes(size),
-                    sha256,
+                    crc32: u32::from_le_bytes(crc),
                 }))
             }
             b'N' => Ok(Some(Record::Name(self.path()?))),
@@ -181,18 +183,18 @@ impl<R: Read> SplitReader<R> {
 enum Mode {
     /// Archive bytes: kept in the split.
     Raw,
-    /// A file's contents: hashed and counted, not kept.
+    /// A file's contents: summed and counted, not kept.
     Payload {
         path: Vec<u8>,
         size: u64,
         left: u64,
-        digester: Box<Digester>,
+        crc: u32,
     },
 }
 
 /// A reader between the (decompressed) layer and the tar reader: every
 /// byte goes to the split, except the contents of the entry announced with
-/// [`Recorder::payload`], which are only hashed.
+/// [`Recorder::payload`], which are only summed.
 pub(crate) struct Recorder<R: Read, W: Write> {
     inner: R,
     split: SplitWriter<W>,
@@ -214,13 +216,13 @@ impl<R: Read, W: Write> Recorder<R, W> {
     /// The next `size` bytes are the contents of the file at `path`.
     pub(crate) fn payload(&mut self, path: Vec<u8>, size: u64) -> io::Result<()> {
         if size == 0 {
-            return self.split.file(&path, 0, &empty_sha256());
+            return self.split.file(&path, 0, 0);
         }
         self.mode = Mode::Payload {
             path,
             size,
             left: size,
-            digester: Box::new(Digester::new(Algorithm::Sha256)),
+            crc: 0,
         };
         Ok(())
     }
@@ -251,26 +253,21 @@ impl<R: Read, W: Write> Recorder<R, W> {
                     self.split.raw(bytes)?;
                     return Ok(());
                 }
-                Mode::Payload { left, digester, .. } => {
+                Mode::Payload { left, crc, .. } => {
                     let n = usize::try_from(*left)
                         .unwrap_or(usize::MAX)
                         .min(bytes.len());
-                    digester.update(&bytes[..n]);
+                    *crc = zlib_rs::crc32::crc32(*crc, &bytes[..n]);
                     *left -= n as u64;
                     bytes = &bytes[n..];
                     if *left == 0 {
                         let Mode::Payload {
-                            path,
-                            size,
-                            digester,
-                            ..
+                            path, size, crc, ..
                         } = std::mem::replace(&mut self.mode, Mode::Raw)
                         else {
                             unreachable!("matched above")
                         };
-                        let digest = digester.finish();
-                        let sha: [u8; 32] = hex32(digest.encoded())?;
-                        self.split.file(&path, size, &sha)?;
+                        self.split.file(&path, size, crc)?;
                     }
                 }
             }
@@ -293,21 +290,6 @@ impl<R: Read, W: Write> Read for Recorder<R, W> {
     }
 }
 
-pub(crate) fn empty_sha256() -> [u8; 32] {
-    hex32(Digester::new(Algorithm::Sha256).finish().encoded()).expect("a sha256 digest")
-}
-
-pub(crate) fn hex32(hex: &str) -> io::Result<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if hex.len() != 64 {
-        return Err(io::Error::other("not a sha256 digest"));
-    }
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(io::Error::other)?;
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -316,7 +298,7 @@ mod tests {
     fn records_round_trip() {
         let mut w = SplitWriter::new(Vec::new());
         w.raw(&vec![1u8; 100_000]).unwrap();
-        w.file(b"etc/motd", 3, &[7u8; 32]).unwrap();
+        w.file(b"etc/motd", 3, 7).unwrap();
         w.name(b"etc").unwrap();
         w.raw(b"tail").unwrap();
         let bytes = w.finish().unwrap();
@@ -336,7 +318,7 @@ mod tests {
                 Record::File {
                     path: b"etc/motd".to_vec(),
                     size: 3,
-                    sha256: [7u8; 32]
+                    crc32: 7
                 },
                 Record::Name(b"etc".to_vec())
             ]

@@ -19,7 +19,8 @@ use pluginctl_rootfs::extract::{self, Extractor, Landing, Options};
 use pluginctl_rootfs::tar::{Kind, Reader};
 use serde::{Deserialize, Serialize};
 
-use crate::split::{Record, Recorder, SplitReader, SplitWriter, hex32};
+use crate::shadow::{Occurrences, Shadows, Written};
+use crate::split::{Record, Recorder, SplitReader, SplitWriter};
 use crate::{Error, Result, chain_id};
 
 /// The empty directory that stands under a single layer mounted on its
@@ -281,6 +282,31 @@ impl Store {
         blob: impl Read + Send,
         compressed: Option<&Compressed>,
     ) -> Result<Layer> {
+        self.apply_blob(parent, diff_id, blob, compressed, false)
+    }
+
+    /// [`Store::apply`] of a blob the caller has verified against
+    /// `compressed`'s digest and size (read from a content store that
+    /// verifies what it stores): it is not hashed again. The diff_id still
+    /// is.
+    pub fn apply_trusted(
+        &self,
+        parent: Option<&Digest>,
+        diff_id: &Digest,
+        blob: impl Read + Send,
+        compressed: &Compressed,
+    ) -> Result<Layer> {
+        self.apply_blob(parent, diff_id, blob, Some(compressed), true)
+    }
+
+    fn apply_blob(
+        &self,
+        parent: Option<&Digest>,
+        diff_id: &Digest,
+        blob: impl Read + Send,
+        compressed: Option<&Compressed>,
+        trusted: bool,
+    ) -> Result<Layer> {
         let id = chain_id(parent, diff_id);
         // Whoever applies this layer holds its lock for the whole apply: a
         // second process waits here, then finds it done.
@@ -318,7 +344,7 @@ impl Store {
             });
             self.write_records(f)?;
         }
-        let result = self.extract(&id, diff_id, blob, compressed);
+        let result = self.extract(&id, diff_id, blob, compressed, trusted);
         let _lock = self.meta_lock()?;
         let mut f = self.read_records()?;
         match result {
@@ -351,6 +377,7 @@ impl Store {
         diff_id: &Digest,
         blob: impl Read + Send,
         compressed: Option<&Compressed>,
+        trusted: bool,
     ) -> Result<(u64, BTreeSet<u32>, BTreeSet<u32>)> {
         let dir = self.layer_dir(id);
         let diff = dir.join("diff");
@@ -362,25 +389,75 @@ impl Store {
             overlay_whiteouts: true,
             ..Options::default()
         };
-        let seen = std::sync::Arc::new(std::sync::Mutex::new((
-            Digester::new(Algorithm::Sha256),
-            0u64,
-        )));
-        let counted = Seen {
-            inner: blob,
-            seen: std::sync::Arc::clone(&seen),
+        let blob_hash = Shared::new(Algorithm::Sha256);
+        let plain_hash = Shared::new(diff_id.algorithm());
+        let check_blob = compressed.filter(|_| !trusted);
+        let blob: Box<dyn Read + Send + '_> = if check_blob.is_some() {
+            Box::new(Seen {
+                inner: blob,
+                seen: blob_hash.clone(),
+            })
+        } else {
+            Box::new(blob)
         };
-        let plain = decompress::decompress(counted, &options.decompress_limits)?;
-        let hashed = Hashing {
-            inner: plain,
-            digester: Digester::new(diff_id.algorithm()),
-            bytes: 0,
+        let plain = Seen {
+            inner: decompress::decompress(blob, &options.decompress_limits)?,
+            seen: plain_hash.clone(),
         };
-        let recorder = Recorder::new(hashed, SplitWriter::new(io::BufWriter::new(split_file)));
+        // Decompression and the diff_id's hash on one thread; the split,
+        // the files' checksums and the files on this one: two cores, as
+        // flatten uses them.
+        let Extracted {
+            uids,
+            gids,
+            written,
+            split,
+        } = std::thread::scope(|s| {
+            let plain = pluginctl_rootfs::readahead::read_ahead(s, plain);
+            let recorder = Recorder::new(plain, SplitWriter::new(io::BufWriter::new(split_file)));
+            Store::extract_entries(&dir, &diff, recorder, &options)
+        })?;
+        let (actual, bytes) = plain_hash.take();
+        if &actual != diff_id {
+            return Err(Error::DiffIdMismatch {
+                expected: diff_id.clone(),
+                actual,
+            });
+        }
+        if let Some(c) = check_blob {
+            let (got, n) = blob_hash.take();
+            if c.digest.algorithm() == Algorithm::Sha256 && (got != c.digest || n != c.size) {
+                return Err(Error::Invalid(format!(
+                    "the blob read is {got} ({n} bytes), not the compressed layer {} ({} bytes) it was given as",
+                    c.digest, c.size
+                )));
+            }
+        }
+        written.shadows.save(&dir)?;
+        // The files on disk before the record says the layer is complete.
+        rustix::fs::syncfs(open_dir(&diff)?).map_err(|e| Error::io(&diff, e.into()))?;
+        let file = split
+            .into_inner()
+            .map_err(|e| Error::io(&split_tmp, e.into_error()))?;
+        file.sync_all().map_err(|e| Error::io(&split_tmp, e))?;
+        let split_path = dir.join("tar-split.gz");
+        fs::rename(&split_tmp, &split_path).map_err(|e| Error::io(&split_path, e))?;
+        Ok((bytes, uids, gids))
+    }
+
+    /// The entries of the tar `recorder` reads, extracted in overlay form
+    /// into `diff` and recorded in the split, the input read to its end.
+    fn extract_entries<R: Read>(
+        dir: &Path,
+        diff: &Path,
+        recorder: Recorder<R, io::BufWriter<File>>,
+        options: &Options,
+    ) -> Result<Extracted> {
         let mut reader = Reader::new(recorder, options.tar_limits);
-        let mut x = Extractor::new(&diff, &options)?;
+        let mut x = Extractor::new(diff, options)?;
         let (mut uids, mut gids) = (BTreeSet::new(), BTreeSet::new());
-        let mut files = FilePaths::default();
+        let mut written = Written::default();
+        let diff_fd = open_dir(diff)?;
         while let Some(h) = reader.next_header()? {
             let landing = extract::landing(&h)?;
             let whiteout = matches!(landing, Landing::Whiteout(_) | Landing::Opaque(_));
@@ -394,21 +471,20 @@ impl Store {
             }
             let recorder = reader.get_mut();
             let recorded = match &landing {
-                Landing::Entry(path) if h.kind == Kind::File => {
-                    files.refuse_over(&h, path)?;
-                    files.paths.insert(path.clone());
-                    recorder.payload(path.clone(), h.size)
-                }
                 Landing::Entry(path) => {
-                    files.refuse_over(&h, path)?;
-                    recorder.name(path)
+                    written.land(dir, &diff_fd, &h, path)?;
+                    if h.kind == Kind::File {
+                        recorder.payload(path.clone(), h.size)
+                    } else {
+                        recorder.name(path)
+                    }
                 }
                 // A whiteout never removes what this layer wrote.
                 Landing::Whiteout(path) => recorder.name(path),
                 Landing::Opaque(path) if !path.is_empty() => recorder.name(path),
                 Landing::Opaque(_) | Landing::Nowhere => Ok(()),
             };
-            recorded.map_err(|e| Error::io(&dir, e))?;
+            recorded.map_err(|e| Error::io(dir, e))?;
             let mut data = reader.data();
             x.entry(&h, &mut data)?;
             io::copy(&mut data, &mut io::sink()).map_err(pluginctl_rootfs::Error::Read)?;
@@ -417,38 +493,13 @@ impl Store {
         // Past the end blocks: whatever follows is part of the tar too.
         let mut recorder = reader.into_inner();
         io::copy(&mut recorder, &mut io::sink()).map_err(pluginctl_rootfs::Error::Read)?;
-        let (hashed, split) = recorder.finish().map_err(|e| Error::io(&split_tmp, e))?;
-        let actual = hashed.digester.finish();
-        if &actual != diff_id {
-            return Err(Error::DiffIdMismatch {
-                expected: diff_id.clone(),
-                actual,
-            });
-        }
-        if let Some(c) = compressed {
-            let (d, n) = std::mem::replace(
-                &mut *seen
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner),
-                (Digester::new(Algorithm::Sha256), 0),
-            );
-            let got = d.finish();
-            if c.digest.algorithm() == Algorithm::Sha256 && (got != c.digest || n != c.size) {
-                return Err(Error::Invalid(format!(
-                    "the blob read is {got} ({n} bytes), not the compressed layer {} ({} bytes) it was given as",
-                    c.digest, c.size
-                )));
-            }
-        }
-        // The files on disk before the record says the layer is complete.
-        rustix::fs::syncfs(open_dir(&diff)?).map_err(|e| Error::io(&diff, e.into()))?;
-        let file = split
-            .into_inner()
-            .map_err(|e| Error::io(&split_tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(&split_tmp, e))?;
-        let split_path = dir.join("tar-split.gz");
-        fs::rename(&split_tmp, &split_path).map_err(|e| Error::io(&split_path, e))?;
-        Ok((hashed.bytes, uids, gids))
+        let (_, split) = recorder.finish().map_err(|e| Error::io(dir, e))?;
+        Ok(Extracted {
+            uids,
+            gids,
+            written,
+            split,
+        })
     }
 
     /// Writes layer `what`'s uncompressed tar to `out`, byte for byte as it
@@ -460,6 +511,9 @@ impl Store {
         let diff = self.diff_dir(&layer.id);
         let root_fd = open_dir(&diff)?;
         let mut split = self.split(&layer)?;
+        let layer_dir = self.layer_dir(&layer.id);
+        let shadows = Shadows::load(&layer_dir)?;
+        let mut occurrences = Occurrences::default();
         let mut hashed = HashingWriter {
             inner: out,
             digester: Digester::new(layer.diff_id.algorithm()),
@@ -473,14 +527,18 @@ impl Store {
             match rec {
                 Record::Raw(b) => hashed.write_all(&b).map_err(Error::Write)?,
                 Record::Name(_) => {}
-                Record::File { path, size, sha256 } => {
+                Record::File { path, size, crc32 } => {
                     let shown = String::from_utf8_lossy(&path).into_owned();
-                    let mut f = open_in(&root_fd, &path).map_err(|e| Error::Changed {
-                        layer: layer.id.to_string(),
-                        path: shown.clone(),
-                        why: format!("cannot be opened: {e}"),
-                    })?;
-                    let mut d = Digester::new(Algorithm::Sha256);
+                    let k = occurrences.next(&path);
+                    let mut f =
+                        open_record(&root_fd, &shadows, &layer_dir, &path, k).map_err(|e| {
+                            Error::Changed {
+                                layer: layer.id.to_string(),
+                                path: shown.clone(),
+                                why: format!("cannot be opened: {e}"),
+                            }
+                        })?;
+                    let mut crc = 0;
                     let mut left = size;
                     while left > 0 {
                         let want = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
@@ -492,12 +550,12 @@ impl Store {
                                 why: format!("is {left} bytes shorter than it was"),
                             });
                         }
-                        d.update(&buf[..n]);
+                        crc = zlib_rs::crc32::crc32(crc, &buf[..n]);
                         hashed.write_all(&buf[..n]).map_err(Error::Write)?;
                         left -= n as u64;
                     }
                     let more = f.read(&mut buf[..1]).map_err(|e| Error::io(&diff, e))?;
-                    if more != 0 || hex32(d.finish().encoded()).ok() != Some(sha256) {
+                    if more != 0 || crc != crc32 {
                         return Err(Error::Changed {
                             layer: layer.id.to_string(),
                             path: shown,
@@ -524,6 +582,9 @@ impl Store {
         let diff = self.diff_dir(&layer.id);
         let root_fd = open_dir(&diff)?;
         let mut split = self.split(&layer)?;
+        let layer_dir = self.layer_dir(&layer.id);
+        let shadows = Shadows::load(&layer_dir)?;
+        let mut occurrences = Occurrences::default();
         let mut report = CheckReport::default();
         let mut known: BTreeSet<Vec<u8>> = BTreeSet::new();
         let mut buf = vec![0u8; 256 << 10];
@@ -541,14 +602,15 @@ impl Store {
                     }
                     path
                 }
-                Record::File { path, size, sha256 } => {
+                Record::File { path, size, crc32 } => {
                     let shown = String::from_utf8_lossy(&path).into_owned();
-                    match open_in(&root_fd, &path) {
+                    let k = occurrences.next(&path);
+                    match open_record(&root_fd, &shadows, &layer_dir, &path, k) {
                         // There, but not a file it can read: changed.
                         Err(_) if exists_in(&root_fd, &path) => report.changed.push(shown),
                         Err(_) => report.missing.push(shown),
                         Ok(mut f) => {
-                            let mut d = Digester::new(Algorithm::Sha256);
+                            let mut crc = 0;
                             let mut n_total = 0u64;
                             loop {
                                 // A read error is a file that changed.
@@ -559,10 +621,10 @@ impl Store {
                                 if n == 0 {
                                     break;
                                 }
-                                d.update(&buf[..n]);
+                                crc = zlib_rs::crc32::crc32(crc, &buf[..n]);
                                 n_total += n as u64;
                             }
-                            if n_total != size || hex32(d.finish().encoded()).ok() != Some(sha256) {
+                            if n_total != size || crc != crc32 {
                                 report.changed.push(shown);
                             }
                         }
@@ -675,62 +737,62 @@ impl Store {
     }
 }
 
-/// The paths of the layer's regular files so far: a later entry landing on
-/// one, or on one's ancestor, would destroy contents the tar-split points
-/// at, so the layer could not be rebuilt exactly.
-#[derive(Default)]
-struct FilePaths {
-    paths: BTreeSet<Vec<u8>>,
+/// What extracting a layer's entries gave.
+struct Extracted {
+    /// The UIDs its entries own.
+    uids: BTreeSet<u32>,
+    /// The GIDs.
+    gids: BTreeSet<u32>,
+    /// Its files, and the earlier contents of paths written twice.
+    written: Written,
+    /// The split's file, complete but not synced.
+    split: io::BufWriter<File>,
 }
 
-impl FilePaths {
-    fn refuse_over(&self, h: &pluginctl_rootfs::tar::Header, path: &[u8]) -> Result<()> {
-        let mut under = path.to_vec();
-        under.push(b'/');
-        let mut end = path.to_vec();
-        end.push(b'/' + 1);
-        if self.paths.contains(path) || self.paths.range(under..end).next().is_some() {
-            return Err(Error::Invalid(format!(
-                "{}: the layer replaces a file it wrote earlier; the layer store keeps one content per path, so its tar could not be rebuilt exactly",
-                h.display_path()
-            )));
-        }
-        Ok(())
+/// A digest and a byte count, shared with the thread that reads.
+#[derive(Clone)]
+struct Shared(std::sync::Arc<std::sync::Mutex<(Digester, u64)>>);
+
+impl Shared {
+    fn new(algorithm: Algorithm) -> Shared {
+        Shared(std::sync::Arc::new(std::sync::Mutex::new((
+            Digester::new(algorithm),
+            0,
+        ))))
+    }
+
+    fn update(&self, bytes: &[u8]) {
+        let mut s = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.0.update(bytes);
+        s.1 += bytes.len() as u64;
+    }
+
+    /// The digest and the count, once the reading is over.
+    fn take(&self) -> (Digest, u64) {
+        let mut s = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let algorithm = s.0.algorithm();
+        let (d, n) = std::mem::replace(&mut *s, (Digester::new(algorithm), 0));
+        (d.finish(), n)
     }
 }
 
-/// The reader that hashes the uncompressed tar (the diff_id) and counts it.
-/// The reader of the compressed blob: its digest and size, for checking
-/// the compressed digest the layer is recorded with.
+/// A reader that hashes and counts what passes (the compressed blob, or
+/// the uncompressed tar: its diff_id), for another thread to read.
 struct Seen<R> {
     inner: R,
-    seen: std::sync::Arc<std::sync::Mutex<(Digester, u64)>>,
+    seen: Shared,
 }
 
 impl<R: Read> Read for Seen<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let mut s = self
-            .seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        s.0.update(&buf[..n]);
-        s.1 += n as u64;
-        Ok(n)
-    }
-}
-
-struct Hashing<R> {
-    inner: R,
-    digester: Digester,
-    bytes: u64,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.digester.update(&buf[..n]);
-        self.bytes += n as u64;
+        self.seen.update(&buf[..n]);
         Ok(n)
     }
 }
@@ -781,6 +843,21 @@ fn open_in(root: &rustix::fd::OwnedFd, rel: &[u8]) -> io::Result<File> {
         return Err(io::Error::other("is no longer a regular file"));
     }
     Ok(File::from(fd))
+}
+
+/// The file occurrence `k` of `rel` had: its shadow, or the file in the
+/// layer.
+fn open_record(
+    root: &rustix::fd::OwnedFd,
+    shadows: &Shadows,
+    layer_dir: &Path,
+    rel: &[u8],
+    k: u32,
+) -> io::Result<File> {
+    match shadows.get(layer_dir, rel, k) {
+        Some(p) => File::open(p),
+        None => open_in(root, rel),
+    }
 }
 
 /// Whether `rel` names something inside `root` (resolved in it).

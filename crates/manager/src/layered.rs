@@ -216,18 +216,19 @@ impl Manager {
             Some(Compression::Zstd) => "zstd",
             _ => "none",
         };
+        // The content store verified the blob when it stored it.
         let blob = self.content.open_blob(&desc.digest)?;
         let layer = self
             .layers
-            .apply(
+            .apply_trusted(
                 parent,
                 &diff_id,
                 std::io::BufReader::with_capacity(1 << 20, blob),
-                Some(&Compressed {
+                &Compressed {
                     digest: desc.digest.clone(),
                     size: desc.size,
                     compression: compression.to_owned(),
-                }),
+                },
             )
             .map_err(|e| Error::Layer {
                 layer: desc.digest.clone(),
