@@ -66,8 +66,15 @@ fn volume_config() -> serde_json::Value {
     })
 }
 
-fn lines(out: &str) -> Vec<String> {
-    out.lines().map(str::to_owned).collect()
+/// The layer store's full IDs (`layers ls -q --no-trunc`).
+fn layer_ids(root: &Path) -> Vec<String> {
+    ok(&pluginctl(root)
+        .args(["layers", "ls", "-q", "--no-trunc"])
+        .output()
+        .unwrap())
+    .lines()
+    .map(str::to_owned)
+    .collect()
 }
 
 fn layer_dirs(root: &Path) -> usize {
@@ -109,10 +116,7 @@ fn plugins_share_a_layer_that_rebuilds_its_exact_tar() {
             .unwrap());
     }
     // One layer, both plugins on it, no flattened copy.
-    let ids = lines(&ok(&pluginctl(&root)
-        .args(["layers", "ls", "-q", "--no-trunc"])
-        .output()
-        .unwrap()));
+    let ids = layer_ids(&root);
     assert_eq!(ids.len(), 1, "{ids:?}");
     let listed = ok(&pluginctl(&root).args(["layers", "ls"]).output().unwrap());
     assert!(listed.contains("a:1,b:1"), "{listed}");
@@ -289,10 +293,7 @@ fn a_mounted_chain_equals_flattening_and_an_upgrade_applies_one_layer() {
     ok(&pluginctl(&root).arg("check").output().unwrap());
     let before: serde_json::Value = serde_json::from_str(&ok(&pluginctl(&root)
         .args(["layers", "inspect"])
-        .args(lines(&ok(&pluginctl(&root)
-            .args(["layers", "ls", "-q", "--no-trunc"])
-            .output()
-            .unwrap())))
+        .args(layer_ids(&root))
         .output()
         .unwrap()))
     .unwrap();
@@ -309,10 +310,7 @@ fn a_mounted_chain_equals_flattening_and_an_upgrade_applies_one_layer() {
         ])
         .output()
         .unwrap());
-    let ids = lines(&ok(&pluginctl(&root)
-        .args(["layers", "ls", "-q", "--no-trunc"])
-        .output()
-        .unwrap()));
+    let ids = layer_ids(&root);
     assert_eq!(ids.len(), 4, "{ids:?}");
     for old in before.as_array().unwrap() {
         let again: serde_json::Value = serde_json::from_str(&ok(&pluginctl(&root)

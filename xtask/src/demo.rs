@@ -149,10 +149,25 @@ fn demo(work: &Path, pluginctl: &Path, plugin_bin: &Path) -> Result<()> {
         vec!["enable", "--publish", &name],
         vec!["ls"],
     ];
+    // The same plugin again under another name (one driver, two
+    // configurations): its layer is shared, not extracted again.
     let after: Vec<Vec<&str>> = vec![
         vec!["logs", "--tail", "3", &name],
         vec!["restore"],
         vec!["disable", &name],
+        vec![
+            "install",
+            "--grant-all-permissions",
+            "--disable",
+            "--alias",
+            "sample-debug",
+            &name,
+            "DEBUG=1",
+        ],
+        vec!["layers", "ls"],
+        vec!["df"],
+        vec!["check"],
+        vec!["rm", "sample-debug"],
         vec!["rm", &name],
         vec!["gc"],
     ];

@@ -6,7 +6,8 @@
 //! cargo xtask ci             fmt, clippy, dependency rules, test, doc, deny
 //! cargo xtask deps           the dependency rules of shared/DESIGN.md alone
 //! cargo xtask dist           reproducible release archive under target/dist
-//! cargo xtask bench [NAME]   benchmarks against peer tools (content, rootfs)
+//! cargo xtask bench [NAME]   benchmarks against peer tools (content, rootfs, registry,
+//!                            manager, runtime, fleet, layers)
 //! cargo xtask fuzz [SECONDS] every cargo-fuzz target for SECONDS (default 30)
 //! ```
 
@@ -23,7 +24,7 @@ use std::process::ExitCode;
 
 use util::{Result, cargo, root};
 
-const USAGE: &str = "usage: cargo xtask <test|ci|demo|deps|dist|bench [content|rootfs|registry|manager]|fuzz [SECONDS]>";
+const USAGE: &str = "usage: cargo xtask <test|ci|demo|deps|dist|bench [content|rootfs|registry|manager|runtime|fleet|layers]|fuzz [SECONDS]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

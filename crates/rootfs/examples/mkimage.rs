@@ -1,6 +1,7 @@
 //! Generates a deterministic multi-layer image for benchmarks: an OCI
-//! layout with gzip layers (tag `bench`) and a `docker save` tarball with
-//! the same layers uncompressed.
+//! layout with gzip layers (tag `bench`; the same layers as a managed
+//! plugin, tag `plugin`) and a `docker save` tarball with the same layers
+//! uncompressed.
 //!
 //! ```text
 //! cargo run --release -p pluginctl-rootfs --example mkimage -- OUT_DIR [MIB]
@@ -88,32 +89,36 @@ fn layer(out: &Path, n: usize, mib: u64, rng: &mut Rng) -> io::Result<()> {
             )?;
         }
     }
+    dir(&mut w, "opt")?;
     for b in 0..big_count {
-        dir(&mut w, "opt").ok();
         let data = content(rng, usize::try_from(big_mib << 20).unwrap_or(1 << 20));
         file(&mut w, &format!("opt/blob-{n}-{b}.bin"), &data, 0o644)?;
     }
     if n > 0 {
-        // Whiteouts and overwrites of the base layer, and an opaque directory.
+        // Whiteouts and overwrites of the base layer, and an opaque
+        // directory; no name twice in one layer (containers/storage
+        // refuses such a layer, and the layer benchmark runs podman).
+        let mut seen = std::collections::HashSet::new();
         for k in 0..scale(200) {
             let d = rng.below(scale(20_000) / per_dir);
             let f = rng.below(per_dir);
-            file(
-                &mut w,
-                &format!("usr/lib/l0/pkg{d:05}/.wh.f{f:03}.so"),
-                b"",
-                0o644,
-            )?;
+            // A whiteout and a file of one name in one layer are not an
+            // image either: `seen` holds the names either touches.
+            if seen.insert(format!("usr/lib/l0/pkg{d:05}/f{f:03}.so")) {
+                let whiteout = format!("usr/lib/l0/pkg{d:05}/.wh.f{f:03}.so");
+                file(&mut w, &whiteout, b"", 0o644)?;
+            }
+            let over = format!(
+                "usr/lib/l0/pkg{:05}/f000.so",
+                (d + 1) % (scale(20_000) / per_dir)
+            );
+            // The rewrite's contents are drawn whether written or not, so
+            // the rest of the image does not depend on the duplicates.
             if k % 2 == 0 {
-                file(
-                    &mut w,
-                    &format!(
-                        "usr/lib/l0/pkg{:05}/f000.so",
-                        (d + 1) % (scale(20_000) / per_dir)
-                    ),
-                    &content(rng, 4096),
-                    0o644,
-                )?;
+                let data = content(rng, 4096);
+                if seen.insert(over.clone()) {
+                    file(&mut w, &over, &data, 0o644)?;
+                }
             }
         }
         file(
@@ -185,7 +190,30 @@ fn main() -> io::Result<()> {
         )]
         .into(),
     );
-    let index = Index::oci(vec![entry]);
+    // The same layers as a managed plugin (tag `plugin`): a plugin config,
+    // for the benchmarks that install it.
+    let plugin_config = format!(
+        r#"{{"description":"benchmark plugin","entrypoint":["/bin/true"],"interface":{{"types":["docker.volumedriver/1.0"],"socket":"b.sock"}},"rootfs":{{"type":"layers","diff_ids":["{}"]}}}}"#,
+        diff_ids.join("\",\"")
+    );
+    let pcd = Digest::of_bytes(plugin_config.as_bytes());
+    fs::write(blobs.join(pcd.encoded()), &plugin_config)?;
+    let pm = Manifest::docker(
+        Descriptor::new(MediaType::Plugin, pcd, plugin_config.len() as u64),
+        m.layers.clone(),
+    );
+    let pmb = pm.to_vec();
+    let pmd = Digest::of_bytes(&pmb);
+    fs::write(blobs.join(pmd.encoded()), &pmb)?;
+    let mut plugin_entry = Descriptor::new(MediaType::DockerManifest, pmd, pmb.len() as u64);
+    plugin_entry.annotations = Some(
+        [(
+            "org.opencontainers.image.ref.name".to_owned(),
+            "plugin".to_owned(),
+        )]
+        .into(),
+    );
+    let index = Index::oci(vec![entry, plugin_entry]);
     fs::write(out.join("oci/index.json"), index.to_vec())?;
     fs::write(
         out.join("oci/oci-layout"),

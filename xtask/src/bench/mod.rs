@@ -20,6 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 mod fleet;
+mod layers;
 mod manager;
 
 pub(crate) use manager::{build_with_mkimage, make_context};
@@ -60,12 +61,16 @@ const BENCH_TOOLS: &[Tool] = &[
         command: "dockerd",
         package: "docker.io",
     },
+    Tool {
+        command: "podman",
+        package: "podman",
+    },
 ];
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let names: Vec<&str> = if args.is_empty() {
         vec![
-            "content", "rootfs", "registry", "manager", "runtime", "fleet",
+            "content", "rootfs", "registry", "manager", "runtime", "fleet", "layers",
         ]
     } else {
         args.iter().map(String::as_str).collect()
@@ -83,9 +88,10 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             "manager" => missed.extend(manager::manager(&out_dir, &mut report)?),
             "runtime" => missed.extend(manager::runtime(&out_dir, &mut report)?),
             "fleet" => missed.extend(fleet::run(&out_dir, &mut report.notes)?),
+            "layers" => missed.extend(layers::run(&out_dir, &mut report)?),
             other => {
                 return Err(format!(
-                    "unknown benchmark {other:?} (known: content, rootfs, registry, manager, runtime, fleet)"
+                    "unknown benchmark {other:?} (known: content, rootfs, registry, manager, runtime, fleet, layers)"
                 ));
             }
         }
@@ -292,6 +298,20 @@ pub(crate) fn wait_with_rusage(pid: u32) -> std::io::Result<(i32, u64)> {
     }
 }
 
+/// The `mkimage` image of `mib` MiB in `input` (made when missing).
+pub(crate) fn mkimage(bin: &Path, input: &Path, mib: u64) -> Result<()> {
+    if input.join("gz-layers.txt").is_file() {
+        return Ok(());
+    }
+    eprintln!("xtask: generating {} ({mib} MiB image)", input.display());
+    let _ = fs::remove_dir_all(input);
+    crate::util::run(
+        Command::new(bin.join("examples/mkimage"))
+            .arg(input)
+            .arg(mib.to_string()),
+    )
+}
+
 /// A number from the environment (a benchmark's size), else `default`.
 pub(crate) fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -427,15 +447,7 @@ fn rootfs(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
     let bin = root().join("target/release");
     let pluginctl = bin.join("pluginctl");
     let input = out_dir.join(format!("rootfs-{mib}MiB"));
-    if !input.join("gz-layers.txt").is_file() {
-        eprintln!("xtask: generating {} ({mib} MiB image)", input.display());
-        let _ = fs::remove_dir_all(&input);
-        crate::util::run(
-            Command::new(bin.join("examples/mkimage"))
-                .arg(&input)
-                .arg(mib.to_string()),
-        )?;
-    }
+    mkimage(&bin, &input, mib)?;
     let gz_layers: Vec<String> = fs::read_to_string(input.join("gz-layers.txt"))
         .map_err(|e| format!("reading gz-layers.txt: {e}"))?
         .lines()
