@@ -48,6 +48,10 @@ pub(super) fn run(out_dir: &Path, report: &mut Report) -> Result<Vec<String>> {
         "pluginctl-layers",
         "--example",
         "apply",
+        "-p",
+        "pluginctl-registry",
+        "--example",
+        "copy",
     ])?;
     let bin = root().join("target/release");
     let mut missed = apply(out_dir, report, &pluginctl, &bin)?;
@@ -78,15 +82,6 @@ fn against_release(
     let bytes = fs::metadata(input.join("save.tar"))
         .map_err(|e| format!("{}: {e}", input.display()))?
         .len();
-    cargo(&[
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "pluginctl-registry",
-        "--example",
-        "copy",
-    ])?;
     let scratch = scratch_root(out_dir);
     let reg = LocalRegistry::start(&scratch.join("registry"))?;
     let name = format!("{}/bench/five-layers:1", reg.host);
@@ -385,15 +380,6 @@ fn shared_base(
     pluginctl: &Path,
     bin: &Path,
 ) -> Result<Vec<String>> {
-    cargo(&[
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "pluginctl-registry",
-        "--example",
-        "copy",
-    ])?;
     let size = 200u64;
     let ctx = out_dir.join(format!("manager-context-{size}MiB"));
     super::make_context(&ctx, size)?;
