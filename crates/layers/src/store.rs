@@ -509,11 +509,8 @@ impl Store {
     pub fn diff(&self, what: &str, out: &mut dyn Write) -> Result<u64> {
         let layer = self.get(what)?;
         let diff = self.diff_dir(&layer.id);
-        let root_fd = open_dir(&diff)?;
         let mut split = self.split(&layer)?;
-        let layer_dir = self.layer_dir(&layer.id);
-        let shadows = Shadows::load(&layer_dir)?;
-        let mut occurrences = Occurrences::default();
+        let mut files = LayerFiles::open(self, &layer)?;
         let mut hashed = HashingWriter {
             inner: out,
             digester: Digester::new(layer.diff_id.algorithm()),
@@ -529,15 +526,11 @@ impl Store {
                 Record::Name(_) => {}
                 Record::File { path, size, crc32 } => {
                     let shown = String::from_utf8_lossy(&path).into_owned();
-                    let k = occurrences.next(&path);
-                    let mut f =
-                        open_record(&root_fd, &shadows, &layer_dir, &path, k).map_err(|e| {
-                            Error::Changed {
-                                layer: layer.id.to_string(),
-                                path: shown.clone(),
-                                why: format!("cannot be opened: {e}"),
-                            }
-                        })?;
+                    let mut f = files.file(&path).map_err(|e| Error::Changed {
+                        layer: layer.id.to_string(),
+                        path: shown.clone(),
+                        why: format!("cannot be opened: {e}"),
+                    })?;
                     let mut crc = 0;
                     let mut left = size;
                     while left > 0 {
@@ -580,11 +573,8 @@ impl Store {
     pub fn check(&self, what: &str) -> Result<CheckReport> {
         let layer = self.get(what)?;
         let diff = self.diff_dir(&layer.id);
-        let root_fd = open_dir(&diff)?;
         let mut split = self.split(&layer)?;
-        let layer_dir = self.layer_dir(&layer.id);
-        let shadows = Shadows::load(&layer_dir)?;
-        let mut occurrences = Occurrences::default();
+        let mut files = LayerFiles::open(self, &layer)?;
         let mut report = CheckReport::default();
         let mut known: BTreeSet<Vec<u8>> = BTreeSet::new();
         let mut buf = vec![0u8; 256 << 10];
@@ -595,7 +585,7 @@ impl Store {
             let path = match rec {
                 Record::Raw(_) => continue,
                 Record::Name(path) => {
-                    if !exists_in(&root_fd, &path) {
+                    if !exists_in(&files.root, &path) {
                         report
                             .missing
                             .push(String::from_utf8_lossy(&path).into_owned());
@@ -604,10 +594,9 @@ impl Store {
                 }
                 Record::File { path, size, crc32 } => {
                     let shown = String::from_utf8_lossy(&path).into_owned();
-                    let k = occurrences.next(&path);
-                    match open_record(&root_fd, &shadows, &layer_dir, &path, k) {
+                    match files.file(&path) {
                         // There, but not a file it can read: changed.
-                        Err(_) if exists_in(&root_fd, &path) => report.changed.push(shown),
+                        Err(_) if exists_in(&files.root, &path) => report.changed.push(shown),
                         Err(_) => report.missing.push(shown),
                         Ok(mut f) => {
                             let mut crc = 0;
@@ -845,18 +834,34 @@ fn open_in(root: &rustix::fd::OwnedFd, rel: &[u8]) -> io::Result<File> {
     Ok(File::from(fd))
 }
 
-/// The file occurrence `k` of `rel` had: its shadow, or the file in the
-/// layer.
-fn open_record(
-    root: &rustix::fd::OwnedFd,
-    shadows: &Shadows,
-    layer_dir: &Path,
-    rel: &[u8],
-    k: u32,
-) -> io::Result<File> {
-    match shadows.get(layer_dir, rel, k) {
-        Some(p) => File::open(p),
-        None => open_in(root, rel),
+/// A layer's files as its tar-split's file records name them, in order:
+/// the k-th record of a path reads its shadow when it has one.
+struct LayerFiles {
+    /// The diff dir, which paths resolve in.
+    root: rustix::fd::OwnedFd,
+    layer_dir: PathBuf,
+    shadows: Shadows,
+    occurrences: Occurrences,
+}
+
+impl LayerFiles {
+    fn open(store: &Store, layer: &Layer) -> Result<LayerFiles> {
+        let layer_dir = store.layer_dir(&layer.id);
+        Ok(LayerFiles {
+            root: open_dir(&store.diff_dir(&layer.id))?,
+            shadows: Shadows::load(&layer_dir)?,
+            layer_dir,
+            occurrences: Occurrences::default(),
+        })
+    }
+
+    /// The file of the next file record of `rel`.
+    fn file(&mut self, rel: &[u8]) -> io::Result<File> {
+        let k = self.occurrences.next(rel);
+        match self.shadows.get(&self.layer_dir, rel, k) {
+            Some(p) => File::open(p),
+            None => open_in(&self.root, rel),
+        }
     }
 }
 

@@ -25,6 +25,29 @@ use crate::localdocker::LocalDocker;
 use crate::localreg::LocalRegistry;
 use crate::util::{Result, cargo, root};
 
+/// Runs a command given as its argv.
+fn run_argv(argv: &[OsString]) -> Result<()> {
+    crate::util::run(Command::new(&argv[0]).args(&argv[1..]))
+}
+
+/// `docker plugin install --disable --grant-all-permissions [--alias A] NAME`
+/// against the dockerd at `sock`.
+fn docker_install(sock: &str, alias: Option<&str>, name: &str) -> Result<()> {
+    let mut c = Command::new("/usr/bin/docker");
+    c.args([
+        "-H",
+        sock,
+        "plugin",
+        "install",
+        "--disable",
+        "--grant-all-permissions",
+    ]);
+    if let Some(a) = alias {
+        c.args(["--alias", a]);
+    }
+    crate::util::run(c.arg(name))
+}
+
 /// Bytes a tree takes on disk (`du -s --block-size=1`).
 fn disk_bytes(dir: &Path) -> Result<u64> {
     let out = crate::util::output(Command::new("du").args(["-s", "--block-size=1"]).arg(dir))?;
@@ -253,12 +276,8 @@ fn aliases(out_dir: &Path, report: &mut Report, pluginctl: &Path) -> Result<Vec<
         v.push(name.clone().into());
         v
     };
-    crate::util::run(Command::new(&install("first")[0]).args(&install("first")[1..]))?;
-    crate::util::run(
-        Command::new("/usr/bin/docker")
-            .args(["-H", &sock, "plugin", "install", "--disable"])
-            .args(["--grant-all-permissions", "--alias", "first", &name]),
-    )?;
+    run_argv(&install("first"))?;
+    docker_install(&sock, Some("first"), &name)?;
     let one_copy = disk_bytes(&root)?;
 
     let ours = Side {
@@ -305,7 +324,7 @@ fn aliases(out_dir: &Path, report: &mut Report, pluginctl: &Path) -> Result<Vec<
 
     // Growth of one more alias, then ten in all.
     let before = disk_bytes(&root)?;
-    crate::util::run(Command::new(&install("a1")[0]).args(&install("a1")[1..]))?;
+    run_argv(&install("a1"))?;
     let grown = disk_bytes(&root)?.saturating_sub(before);
     if grown >= 1 << 20 {
         missed.push(format!(
@@ -315,18 +334,10 @@ fn aliases(out_dir: &Path, report: &mut Report, pluginctl: &Path) -> Result<Vec<
     }
     for i in 2..10 {
         let a = format!("a{i}");
-        crate::util::run(Command::new(&install(&a)[0]).args(&install(&a)[1..]))?;
-        crate::util::run(
-            Command::new("/usr/bin/docker")
-                .args(["-H", &sock, "plugin", "install", "--disable"])
-                .args(["--grant-all-permissions", "--alias", &a, &name]),
-        )?;
+        run_argv(&install(&a))?;
+        docker_install(&sock, Some(&a), &name)?;
     }
-    crate::util::run(
-        Command::new("/usr/bin/docker")
-            .args(["-H", &sock, "plugin", "install", "--disable"])
-            .args(["--grant-all-permissions", "--alias", "a1", &name]),
-    )?;
+    docker_install(&sock, Some("a1"), &name)?;
     let ten = disk_bytes(&root)?;
     let docker_ten = disk_bytes(&docker_dir.join("data/plugins"))?;
     let ratio = ten as f64 / one_copy as f64;
@@ -479,11 +490,7 @@ fn shared_base(
             "--grant-all-permissions",
             name,
         ]))?;
-        crate::util::run(
-            Command::new("/usr/bin/docker")
-                .args(["-H", &sock, "plugin", "install", "--disable"])
-                .args(["--grant-all-permissions", name]),
-        )?;
+        docker_install(&sock, None, name)?;
         if i == 0 {
             one = disk_bytes(&root)?;
         }
